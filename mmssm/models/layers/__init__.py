@@ -1,0 +1,3 @@
+from .bimamba import BiMambaMixer
+
+__all__ = ['BiMambaMixer']
