@@ -1,0 +1,4 @@
+from .data_check import check_data
+from .runner import build_runner, load_config, parse_args, task_of
+
+__all__ = ['build_runner', 'check_data', 'load_config', 'parse_args', 'task_of']

@@ -1,0 +1,53 @@
+"""Checks, before anything is built, that the folders and files a config's data loaders read are
+there, so that a missing data set is one clear line instead of a traceback from deep inside a
+dataset or a data-loader worker."""
+import os.path as osp
+
+# the synthetic stand-in (python -m mmssm.datasets.synthetic KIND) for each task's data sets
+SYNTHETIC_KIND = {'mmseg': 'ade20k', 'mmdet': 'coco'}
+
+
+def _leaf_datasets(dataset):
+    """The dataset configs that read files, looking through wrappers such as RepeatDataset and
+    ConcatDataset."""
+    if 'datasets' in dataset:
+        for child in dataset['datasets']:
+            yield from _leaf_datasets(child)
+    elif 'dataset' in dataset:
+        yield from _leaf_datasets(dataset['dataset'])
+    else:
+        yield dataset
+
+
+def _paths(dataset):
+    root = dataset.get('data_root') or ''
+    relative = [p for p in (dataset.get('data_prefix') or {}).values() if p]
+    if dataset.get('ann_file'):
+        relative.append(dataset['ann_file'])
+    return ([root] if root else []) + [osp.join(root, p) for p in relative]
+
+
+def _evaluator_paths(evaluator):
+    metrics = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
+    return [m['ann_file'] for m in metrics if m and m.get('ann_file')]
+
+
+def check_data(cfg, loaders):
+    """Raises FileNotFoundError naming the first missing path that one of ``loaders`` (e.g.
+    'train_dataloader') or its evaluator needs, and how to get the data."""
+    for loader in loaders:
+        if not cfg.get(loader):
+            continue
+        leaves = list(_leaf_datasets(cfg[loader]['dataset']))
+        paths = [p for leaf in leaves for p in _paths(leaf)]
+        paths += _evaluator_paths(cfg.get(loader.replace('_dataloader', '_evaluator')) or [])
+        for path in paths:
+            # remote storage (s3://, ...) is left to its file backend
+            if '://' in path or osp.exists(path):
+                continue
+            root = leaves[0].get('data_root') or osp.dirname(path)
+            kind = SYNTHETIC_KIND.get(cfg.get('default_scope'), '{ade20k,coco}')
+            raise FileNotFoundError(
+                f"data not found: '{path}' (read by {loader}). Put the data set there, point the "
+                f'config at it (--cfg-options {loader}.dataset.data_root=...), or make a small '
+                f'synthetic stand-in: python -m mmssm.datasets.synthetic {kind} --out {root}')

@@ -1,0 +1,35 @@
+"""Trains a segmentor or a detector (mmseg or mmdet config, picked from its default_scope)."""
+import argparse
+
+from mmssm.apis import build_runner, load_config, parse_args
+
+
+def main():
+    parser = argparse.ArgumentParser(description='Train a segmentor or a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--resume', nargs='?', const='auto',
+        help='resume from this checkpoint, or, without a path, from the latest one in the work dir')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision training')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="scale the learning rate by the batch size (the config's auto_scale_lr)")
+    args = parse_args(parser)
+    cfg = load_config(args)
+
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise SystemExit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume:
+        cfg.resume = True
+        # without load_from the Runner picks the latest checkpoint in the work dir
+        cfg.load_from = None if args.resume == 'auto' else args.resume
+
+    build_runner(cfg, ['train_dataloader', 'val_dataloader']).train()
+
+
+if __name__ == '__main__':
+    main()
