@@ -5,6 +5,8 @@ checkpoint of the wrong model into a silent start from random weights. Here ever
 expects must come from the file with the right shape, or loading stops with the names of the keys
 that do not fit.
 """
+import os
+
 from mmengine.runner import CheckpointLoader
 
 from .vim import adapt_vim_state_dict, convert_official_vim, is_official_vim
@@ -19,6 +21,9 @@ SHOWN = 8
 def read_state_dict(path, prefix=None):
     """The state dict inside a checkpoint file: official files wrap it in 'model', mmengine's in
     'state_dict'; ``prefix`` (e.g. 'backbone.') selects and strips a submodule's keys."""
+    if '://' not in str(path) and not os.path.isfile(path):
+        raise FileNotFoundError(f'pretrained checkpoint {path} not found: download the official '
+                                f'weights to that path, or set model.backbone.init_cfg=None')
     ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     for wrapper in ('model', 'state_dict', 'module'):
         if isinstance(ckpt, dict) and isinstance(ckpt.get(wrapper), dict):

@@ -35,7 +35,7 @@ class BiMambaMixer(nn.Module):
             self.add_module('x_proj' + suffix,
                             nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False))
             self.add_module('dt_proj' + suffix, nn.Linear(self.dt_rank, self.d_inner))
-            self.register_parameter('A_log' + suffix, nn.Parameter(torch.empty(self.d_inner, d_state)))
+            self.register_parameter(f'A{suffix}_log', nn.Parameter(torch.empty(self.d_inner, d_state)))
             self.register_parameter('D' + suffix, nn.Parameter(torch.empty(self.d_inner)))
         self.reset_parameters(dt_min, dt_max, dt_init_floor, num_layers)
 
@@ -50,7 +50,7 @@ class BiMambaMixer(nn.Module):
             dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min))
                            + math.log(dt_min)).clamp(min=dt_init_floor)
             dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-            getattr(self, 'A_log' + suffix).copy_(
+            getattr(self, f'A{suffix}_log').copy_(
                 torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32)).repeat(self.d_inner, 1))
             getattr(self, 'D' + suffix).fill_(1.0)
         nn.init.kaiming_uniform_(self.out_proj.weight, a=math.sqrt(5))
