@@ -5,7 +5,7 @@ from contextlib import contextmanager
 import torch
 
 from .paths import ScanPaths
-from .reference import route_scan, scan_core_chunked
+from .reference import route_scan, scan_core_torch
 
 BACKENDS = ('auto', 'triton', 'torch')
 HALF_OR_FLOAT = (torch.float32, torch.float16, torch.bfloat16)
@@ -66,7 +66,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         from .triton_scan import triton_selective_scan
         return triton_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                                      return_last_state, paths, out_dtype)
-    return route_scan(scan_core_chunked, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+    return route_scan(scan_core_torch, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                       return_last_state, paths, out_dtype)
 
 

@@ -6,9 +6,9 @@ channel blocks at once and scatters the results back. They differ in the core:
 
 * :func:`scan_core_loop` is mamba_ssm's ``selective_scan_ref``: one token at a time, autograd
   through the loop. Obviously right, slow, memory hungry: tests only.
-* :class:`ChunkedScan` solves the recurrence in chunks (a log-depth doubling scan inside each chunk,
-  a short loop across chunks) and has a hand-written backward that recomputes the states instead of
-  storing them, so training on the CPU costs a few full-tensor passes per layer.
+* :class:`TorchScan` steps through the tokens with one fused op per token over all batches,
+  channels and states, in a token-major layout, and has a hand-written backward that recomputes
+  the states instead of storing them, so training on the CPU costs a few full-tensor passes.
 
 Shapes inside the cores: u, delta, z (batch, Dt, L) with Dt channels in G groups; B, C
 (batch, G, N, L); A (Dt, N); D, delta_bias (Dt,).
@@ -17,9 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from .paths import ScanPaths
-
-CHUNK = 32
-
 
 def route_scan(core, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
                paths: ScanPaths, out_dtype):
@@ -98,110 +95,107 @@ def scan_core_loop(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
 
 
 def _linear_scan(a, b, reverse=False):
-    """h_t = a_t * h_{t-1} + b_t along dim -2 of (..., L, N), h_{-1} = 0 (t runs backwards if
-    ``reverse``). Doubling inside chunks keeps every factor a product of a's (|a| <= 1), so unlike
-    a cumsum of logs it cannot overflow."""
+    """h_t = a_t h_{t-1} + b_t along dim 0 from h = 0; with ``reverse`` the transposed recurrence
+    h_t = a_{t+1} h_{t+1} + b_t that the backward pass needs. One fused op per token over every
+    batch, channel and state at once: the per-op cost is small next to the elementwise work, and
+    unlike parallel-prefix tricks it does no extra passes over the full tensors."""
+    h = torch.empty_like(b)
+    L = a.shape[0]
     if reverse:
-        return _linear_scan(a.flip(-2), b.flip(-2)).flip(-2)
-    *lead, L, N = a.shape
-    T = min(CHUNK, L)
-    pad = (-L) % T
-    if pad:
-        a = F.pad(a, (0, 0, 0, pad), value=1.0)
-        b = F.pad(b, (0, 0, 0, pad))
-    a = a.reshape(*lead, -1, T, N)
-    b = b.reshape(*lead, -1, T, N)
-    off = 1
-    while off < T:
-        b = torch.cat([b[..., :off, :], torch.addcmul(b[..., off:, :], a[..., off:, :], b[..., :-off, :])], -2)
-        a = torch.cat([a[..., :off, :], a[..., off:, :] * a[..., :-off, :]], -2)
-        off *= 2
-    # a, b now hold each chunk's prefix products and its states from a zero start; carry the
-    # state across chunk boundaries
-    carry = torch.zeros_like(b[..., 0, 0:1, :])
-    carries = []
-    for c in range(a.shape[-3]):
-        carries.append(carry)
-        carry = torch.addcmul(b[..., c, -1:, :], a[..., c, -1:, :], carry)
-    h = torch.addcmul(b, a, torch.stack(carries, dim=-3))
-    return h.reshape(*lead, -1, N)[..., :L, :]
+        h[L - 1] = b[L - 1]
+        for t in range(L - 2, -1, -1):
+            torch.addcmul(b[t], a[t + 1], h[t + 1], out=h[t])
+    else:
+        h[0] = b[0]
+        for t in range(1, L):
+            torch.addcmul(b[t], a[t], h[t - 1], out=h[t])
+    return h
 
 
-class ChunkedScan(torch.autograd.Function):
+def _time_major(x, G):
+    """(batch, Dt, L) -> (L, batch, G, Dt // G) fp32, contiguous so each token is one block."""
+    batch, Dt, L = x.shape
+    return x.float().permute(2, 0, 1).reshape(L, batch, G, Dt // G).contiguous()
+
+
+def _time_major_bc(x):
+    """(batch, G, N, L) -> (L, batch, G, 1, N) fp32."""
+    return x.float().permute(3, 0, 1, 2).unsqueeze(3).contiguous()
+
+
+def _channel_major(x):
+    """(L, batch, G, Dg) -> (batch, G * Dg, L)."""
+    L, batch, G, Dg = x.shape
+    return x.permute(1, 2, 3, 0).reshape(batch, G * Dg, L)
+
+
+class TorchScan(torch.autograd.Function):
+    """The CPU scan: states are recomputed in the backward pass rather than stored."""
 
     @staticmethod
-    def _states(u, dt, A, B, G):
-        """Per-token decays a and states h, both (batch, G, Dt // G, L, N), fp32."""
-        uf = _grouped(u.float(), G)
-        dtg = _grouped(dt, G)
-        a = torch.exp(dtg[..., None] * A.view(G, -1, 1, A.shape[1]))
-        Bt = B.float().transpose(-1, -2).unsqueeze(2)  # (batch, G, 1, L, N)
-        h = _linear_scan(a, (dtg * uf)[..., None] * Bt)
-        return a, h
+    def _states(u, dt, A, B):
+        """Per-token inputs u, dt and decays a, states h, in (L, batch, G, Dg[, N]) layout."""
+        G = B.shape[1]
+        ut, dtt = _time_major(u, G), _time_major(dt, G)
+        a = torch.exp(dtt[..., None] * A.view(G, -1, A.shape[1]))
+        h = _linear_scan(a, (dtt * ut)[..., None] * _time_major_bc(B))
+        return ut, dtt, a, h
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-        G = B.shape[1]
         dt = _dt(delta, delta_bias, delta_softplus)
-        _, h = ChunkedScan._states(u, dt, A, B, G)
-        Ct = C.float().transpose(-1, -2).unsqueeze(2)
-        y = (h * Ct).sum(-1).flatten(1, 2)
+        _, _, _, h = TorchScan._states(u, dt, A, B)
+        y = _channel_major((h * _time_major_bc(C)).sum(-1))
         if D is not None:
             y = y + u.float() * D[:, None]
         out = y if z is None else y * F.silu(z.float())
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)
         ctx.delta_softplus = delta_softplus
-        return out, h[..., -1, :].flatten(1, 2)
+        return out, h[-1].flatten(1, 2)
 
     @staticmethod
     def backward(ctx, dout, dlast):
         u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
         G = B.shape[1]
-        batch, Dt, L = u.shape
         dt = _dt(delta, delta_bias, ctx.delta_softplus)
-        a, h = ChunkedScan._states(u, dt, A, B, G)
-        Bt = B.float().transpose(-1, -2).unsqueeze(2)
-        Ct = C.float().transpose(-1, -2).unsqueeze(2)
+        ut, dtt, a, h = TorchScan._states(u, dt, A, B)
+        Bt, Ct = _time_major_bc(B), _time_major_bc(C)
         dout = dout.float()
         dz = None
         if z is not None:
-            y = (h * Ct).sum(-1).flatten(1, 2)
+            y = _channel_major((h * Ct).sum(-1))
             if D is not None:
                 y = y + u.float() * D[:, None]
             sig = torch.sigmoid(z.float())
             dz = (dout * y * sig * (1 + z.float() * (1 - sig))).to(z.dtype)
             dout = dout * z.float() * sig
-        dyg = _grouped(dout, G)
-        # dh_t = C_t dy_t + a_{t+1} dh_{t+1}; the last state's own gradient enters at t = L-1
-        gh = dyg[..., None] * Ct
-        if dlast is not None:
-            gh[..., -1, :] += _grouped(dlast.float(), G)
-        a_next = torch.cat([a[..., 1:, :], torch.zeros_like(a[..., :1, :])], -2)
-        dh = _linear_scan(a_next, gh, reverse=True)
-        h_prev = torch.cat([torch.zeros_like(h[..., :1, :]), h[..., :-1, :]], -2)
-        ddtA = dh * h_prev * a  # gradient w.r.t. dt*A
-        uf = _grouped(u.float(), G)
-        dtg = _grouped(dt, G)
+        dyt = _time_major(dout, G)
+        # dh_t = C_t dy_t + a_{t+1} dh_{t+1}; the last state's own gradient enters at the end
+        gh = dyt[..., None] * Ct
+        gh[-1] += dlast.float().view(gh.shape[1:])
+        dh = _linear_scan(a, gh, reverse=True)
+        ddtA = torch.zeros_like(dh)  # gradient w.r.t. dt * A
+        torch.mul(dh[1:] * a[1:], h[:-1], out=ddtA[1:])
         dhB = (dh * Bt).sum(-1)
-        dA = (ddtA * dtg[..., None]).sum((0, 3)).view_as(A)
-        ddt = (ddtA * A.view(G, -1, 1, A.shape[1])).sum(-1) + dhB * uf
-        du = (dhB * dtg).flatten(1, 2)
-        dB = ((dh * (dtg * uf)[..., None]).sum(2)).transpose(-1, -2)
-        dC = ((dyg[..., None] * h).sum(2)).transpose(-1, -2)
-        ddt = ddt.flatten(1, 2)
+        dA = (ddtA * dtt[..., None]).sum((0, 1)).view_as(A)
+        ddt = _channel_major((ddtA * A.view(G, -1, A.shape[1])).sum(-1) + dhB * ut)
+        du = _channel_major(dhB * dtt)
+        dB = (dh * (dtt * ut)[..., None]).sum(3).permute(1, 2, 3, 0)
+        dC = (dyt[..., None] * h).sum(3).permute(1, 2, 3, 0)
         dD = None
         if D is not None:
             du = du + dout * D[:, None]
             dD = (dout * u.float()).sum((0, 2))
         if ctx.delta_softplus:
-            ddt = ddt * torch.sigmoid(delta.float() + (0 if delta_bias is None else delta_bias[:, None]))
+            bias = 0 if delta_bias is None else delta_bias[:, None]
+            ddt = ddt * torch.sigmoid(delta.float() + bias)
         dbias = None if delta_bias is None else ddt.sum((0, 2))
         return (du.to(u.dtype), ddt.to(delta.dtype), dA, dB.to(B.dtype), dC.to(C.dtype), dD, dz,
                 dbias, None)
 
 
-def scan_core_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    return ChunkedScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+def scan_core_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    return TorchScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
