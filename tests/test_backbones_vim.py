@@ -129,3 +129,8 @@ def test_triton_and_torch_scan_backends_agree_in_the_backbone():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     for a, b in zip(grads_t, grads_k):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize('depth,expected', [(24, [5, 11, 17, 23]), (12, [2, 5, 8, 11]), (2, [0, 1])])
+def test_default_out_indices_are_the_quarters(depth, expected):
+    assert VisionMamba(arch=dict(embed_dims=8, depth=depth)).out_indices == expected

@@ -56,7 +56,8 @@ class VisionMamba(BaseModule):
             Other input sizes work: the embedding grid is resized on the fly (bicubic) and inputs
             are padded to whole patches.
         in_channels: image channels.
-        out_indices: blocks whose outputs are returned (negative counts from the end).
+        out_indices: blocks whose outputs are returned (negative counts from the end); by
+            default the last of each quarter of the depth, (5, 11, 17, 23) for 24 blocks.
         with_cls_token: insert a class token in the middle of the sequence as the official
             classification models do (the official segmentation models do not).
         drop_path_rate: stochastic depth, rising linearly over the blocks.
@@ -68,7 +69,7 @@ class VisionMamba(BaseModule):
         init_cfg: dict(type='Pretrained', checkpoint=PATH) loads an official Vim checkpoint.
     """
 
-    def __init__(self, arch='tiny', img_size=224, in_channels=3, out_indices=(5, 11, 17, 23),
+    def __init__(self, arch='tiny', img_size=224, in_channels=3, out_indices=None,
                  with_cls_token=False, drop_rate=0., drop_path_rate=0., frozen_stages=-1,
                  with_cp=False, residual_in_fp32=True, scan_backend=None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -115,6 +116,8 @@ class VisionMamba(BaseModule):
 
     @staticmethod
     def _check_indices(out_indices, depth):
+        if out_indices is None:
+            out_indices = sorted({max(depth * q // 4 - 1, 0) for q in range(1, 5)})
         out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
         bad = [i for i in out_indices if not -depth <= i < depth]
         if bad:

@@ -1,0 +1,26 @@
+import re
+import subprocess
+import sys
+
+import torch
+
+from mmssm.models.backbones import VisionMamba
+from tools.analysis_tools.get_flops import count
+
+
+def test_scan_flops_are_added_to_the_count():
+    """4 blocks, each one bidirectional scan over 2 x 64 channels, 16 tokens, 4 states."""
+    model = VisionMamba(arch=dict(embed_dims=32, depth=4, d_state=4), img_size=64).eval()
+    image = (torch.randn(1, 3, 64, 64), )
+    params, with_scan = count(model, image)
+    _, without = count(model, image, with_scan=False)
+    assert params == sum(p.numel() for p in model.parameters())
+    assert with_scan - without == 4 * (9 * 128 * 16 * 4 + 2 * 128 * 16)
+
+
+def test_get_flops_cli():
+    out = subprocess.run(
+        [sys.executable, 'tools/analysis_tools/get_flops.py',
+         'configs/demo/upernet_vim-demo_synthetic-ade20k.py', '--shape', '64', '96'],
+        capture_output=True, text=True, check=True).stdout
+    assert re.search(r'at 64x96: [\d.]+M parameters, [\d.]+ GFLOPs', out), out
