@@ -15,11 +15,11 @@ import triton
 import triton.language as tl
 
 from .triton_fwd import (load_at, merge_store, pick, route_setup, route_tokens, scan_tile,
-                         state_ptrs, tile_dt, tile_pairs)
+                         state_ptrs, tile_dt, tile_pairs, tile_steps)
 
 
 @triton.jit
-def _bwd_route(b, k, d0, L, dim, total, cpg, N, n_tiles, dout_scale,
+def _bwd_route(b, k, d0, L, dim, total, cpg, N, n_tiles, n_slots, every, dout_scale,
                u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l,
                B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
                A_ptr, D_ptr, bias_ptr, states_ptr, dout_ptr, sdo_b, sdo_c, sdo_l, dlast_ptr,
@@ -38,74 +38,69 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, n_tiles, dout_scale,
     offs_d = d0 + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     offs_l = tl.arange(0, BLOCK_L)
-    mask_n = offs_n < N
-    dout_rows = dout_ptr + b * sdo_b + (offs_d if MERGED else ch)[:, None] * sdo_c
-    u_row = (b * (dim if U_SHARED else total) + (offs_d if U_SHARED else ch))[:, None] * L
-    z_row = (b * (dim if Z_SHARED else total) + (offs_d if Z_SHARED else ch))[:, None] * L
-    dd_rows = ddelta_ptr + (b * total + ch)[:, None] * L
+    n_ok = (offs_n < N)[None, :, None]
+    dout_rows = dout_ptr + b * sdo_b + (offs_d if MERGED else ch)[:, None, None] * sdo_c
+    u_row = (b * (dim if U_SHARED else total) + (offs_d if U_SHARED else ch))[:, None, None] * L
+    z_row = (b * (dim if Z_SHARED else total) + (offs_d if Z_SHARED else ch))[:, None, None] * L
+    dd_row = (b * total + ch)[:, None, None] * L
     # this program's slot among the (batch, total // BLOCK_D) B/C partial sums
     part = (b * (total // BLOCK_D) + (k * dim + d0) // BLOCK_D) * N
-    dB_rows = dB_ptr + (part + offs_n)[:, None] * L
-    dC_rows = dC_ptr + (part + offs_n)[:, None] * L
-    mask_nd = mask_n[None, :]
+    bc_row = (part + offs_n)[None, :, None] * L
 
     if HAS_DLAST:
-        dh = tl.load(state_ptrs(dlast_ptr, b, ch, total, 1, 0, offs_n, N), mask=mask_nd,
-                     other=0.0)
+        dh = tl.load(state_ptrs(dlast_ptr, b, ch, total, 1, 0, offs_n, N),
+                     mask=(offs_n < N)[None, :], other=0.0)
     else:
         dh = tl.zeros([BLOCK_D, BLOCK_N], tl.float32)
     dA = tl.zeros([BLOCK_D, BLOCK_N], tl.float32)
-    dD = tl.zeros([BLOCK_D], tl.float32)
-    dbias = tl.zeros([BLOCK_D], tl.float32)
+    dD = tl.zeros([BLOCK_D, 1, 1], tl.float32)
+    dbias = tl.zeros([BLOCK_D, 1, 1], tl.float32)
     for j in range(n_tiles):
         i = n_tiles - 1 - j
-        steps = i * BLOCK_L + offs_l
-        mask = steps < L
-        tok = route_tokens(steps, L, ROUTE, H, W)
-        u, dt, x, Bt, a, bb = tile_pairs(u_rows, d_rows, B_rows, A, bias, tok, mask, su_l, sd_l,
-                                         sB_l, mask_n, SOFTPLUS)
-        hs = scan_tile(a, bb, tl.load(state_ptrs(states_ptr, b, ch, total, n_tiles, i, offs_n,
-                                                 BLOCK_N)), False)
-        Ct = tl.load(C_rows + tok[None, :] * sC_l, mask=mask_n[:, None] & mask[None, :],
-                     other=0.0).to(tl.float32)
+        tok, mask = tile_steps(i, L, offs_l, ROUTE, H, W, BLOCK_L)
+        u, dt, x, Bt, a, bb = tile_pairs(u_rows, d_rows, B_rows, A, bias, tok, mask,
+                                         n_ok & mask, su_l, sd_l, sB_l, SOFTPLUS)
+        h0 = tl.load(state_ptrs(states_ptr, b, ch, total, n_slots, i * every, offs_n, BLOCK_N))
+        hs = scan_tile(a, bb, h0, False)
+        Ct = load_at(C_rows, tok, sC_l, n_ok & mask)
         dy = load_at(dout_rows, tok, sdo_l, mask) * dout_scale
         if HAS_Z:
-            y = tl.sum(hs * Ct[None, :, :], axis=1) + Dp[:, None] * u
+            y = tl.sum(hs * Ct, axis=1, keep_dims=True) + Dp * u
             zt = load_at(z_rows, tok, sz_l, mask)
             sig = tl.sigmoid(zt)
-            merge_store(dz_acc_ptr + z_row + tok[None, :], dz_ptr + z_row + tok[None, :],
-                        dy * y * sig * (1.0 + zt * (1.0 - sig)), mask[None, :],
-                        k_is_first | (Z_SHARED == 0), k_is_last | (Z_SHARED == 0))
+            at = z_row + tok[None, None, :]
+            merge_store(dz_acc_ptr + at, dz_ptr + at, dy * y * sig * (1.0 + zt * (1.0 - sig)),
+                        mask, k_is_first | (Z_SHARED == 0), k_is_last | (Z_SHARED == 0))
             dy = dy * zt * sig
 
         # a_{t+1}: delta one step further along the route; 1 past the end
-        nsteps = steps + 1
-        dt_next, _ = tile_dt(d_rows, route_tokens(nsteps, L, ROUTE, H, W), sd_l, nsteps < L,
-                             bias, SOFTPLUS)
-        a_next = tl.exp(dt_next[:, None, :] * A[:, :, None])
-        dhs = scan_tile(a_next, dy[:, None, :] * Ct[None, :, :], dh, True)
+        next_tok, next_mask = tile_steps(i, L, offs_l + 1, ROUTE, H, W, BLOCK_L)
+        dt_next, _ = tile_dt(d_rows, next_tok, sd_l, next_mask, bias, SOFTPLUS)
+        dhs = scan_tile(tl.exp(dt_next * A), dy * Ct, dh, True)
         dh = pick(dhs, offs_l, 0)
 
         hb = hs - bb  # a_t h_{t-1}
-        dhB = tl.sum(dhs * Bt[None, :, :], axis=1)
-        ddt = tl.sum(dhs * hb * A[:, :, None], axis=1) + dhB * u
+        dhB = tl.sum(dhs * Bt, axis=1, keep_dims=True)
+        ddt = tl.sum(dhs * hb * A, axis=1, keep_dims=True) + dhB * u
         if SOFTPLUS:
             ddt = ddt * tl.sigmoid(x)
-        ddt = tl.where(mask[None, :], ddt, 0.0)
-        dA += tl.sum(dhs * hb * dt[:, None, :], axis=2)
-        dD += tl.sum(dy * u, axis=1)
-        dbias += tl.sum(ddt, axis=1)
-        merge_store(du_acc_ptr + u_row + tok[None, :], du_ptr + u_row + tok[None, :],
-                    dhB * dt + Dp[:, None] * dy, mask[None, :],
+        ddt = tl.where(mask, ddt, 0.0)
+        dA += tl.sum(dhs * hb * dt, axis=2)
+        dD += tl.sum(dy * u, axis=2, keep_dims=True)
+        dbias += tl.sum(ddt, axis=2, keep_dims=True)
+        at = u_row + tok[None, None, :]
+        merge_store(du_acc_ptr + at, du_ptr + at, dhB * dt + Dp * dy, mask,
                     k_is_first | (U_SHARED == 0), k_is_last | (U_SHARED == 0))
-        tl.store(dd_rows + tok[None, :], ddt.to(ddelta_ptr.dtype.element_ty), mask=mask[None, :])
-        mask_b = mask_n[:, None] & mask[None, :]
-        tl.store(dB_rows + tok[None, :], tl.sum(dhs * (dt * u)[:, None, :], axis=0), mask=mask_b)
-        tl.store(dC_rows + tok[None, :], tl.sum(dy[:, None, :] * hs, axis=0), mask=mask_b)
+        tl.store(ddelta_ptr + dd_row + tok[None, None, :],
+                 ddt.to(ddelta_ptr.dtype.element_ty), mask=mask)
+        at = bc_row + tok[None, None, :]
+        tl.store(dB_ptr + at, tl.sum(dhs * (dt * u), axis=0, keep_dims=True), mask=n_ok & mask)
+        tl.store(dC_ptr + at, tl.sum(dy * hs, axis=0, keep_dims=True), mask=n_ok & mask)
 
-    tl.store(state_ptrs(dA_ptr, b, ch, total, 1, 0, offs_n, N), dA, mask=mask_nd)
-    tl.store(dD_ptr + b * total + ch, dD)
-    tl.store(dbias_ptr + b * total + ch, dbias)
+    tl.store(state_ptrs(dA_ptr, b, ch, total, 1, 0, offs_n, N), dA, mask=(offs_n < N)[None, :])
+    at = (b * total + ch)[:, None, None]
+    tl.store(dD_ptr + at, dD)
+    tl.store(dbias_ptr + at, dbias)
 
 
 @triton.jit
@@ -114,7 +109,7 @@ def scan_bwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                     A_ptr, D_ptr, bias_ptr, states_ptr, dout_ptr, sdo_b, sdo_c, sdo_l, dlast_ptr,
                     du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr, dz_acc_ptr, dB_ptr, dC_ptr,
                     dA_ptr, dD_ptr, dbias_ptr,
-                    L, dim, cpg, N, n_tiles, dout_scale,
+                    L, dim, cpg, N, n_tiles, n_slots, every, dout_scale,
                     K: tl.constexpr, ROUTES: tl.constexpr, SERIAL: tl.constexpr,
                     H: tl.constexpr, W: tl.constexpr, MERGED: tl.constexpr,
                     U_SHARED: tl.constexpr, Z_SHARED: tl.constexpr,
@@ -122,12 +117,13 @@ def scan_bwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                     SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
     """Grid (batch, dim // BLOCK_D, 1 if SERIAL else K); SERIAL when K > 1 routes share u or z,
-    whose gradients then add up route by route."""
+    whose gradients then add up route by route. The forward saved ``n_slots`` states per
+    channel, one per forward tile; this kernel's tiles span ``every`` forward tiles."""
     b = tl.program_id(0)
     d0 = tl.program_id(1) * BLOCK_D
     for k in tl.static_range(K):
         if (tl.program_id(2) == k) | SERIAL:
-            _bwd_route(b, k, d0, L, dim, K * dim, cpg, N, n_tiles, dout_scale,
+            _bwd_route(b, k, d0, L, dim, K * dim, cpg, N, n_tiles, n_slots, every, dout_scale,
                        u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l,
                        B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
                        A_ptr, D_ptr, bias_ptr, states_ptr, dout_ptr, sdo_b, sdo_c, sdo_l,

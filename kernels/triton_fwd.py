@@ -49,15 +49,10 @@ def pick(x, offs_l, index):
 
 
 @triton.jit
-def rows(ptr, b, s_b, row, s_row):
-    """(len(row), 1) pointers to the starts of rows ``row`` of batch element ``b``."""
-    return ptr + b * s_b + row[:, None] * s_row
-
-
-@triton.jit
 def load_at(row_ptrs, tok, s_l, mask):
-    """(D, L) fp32 values of rows ``row_ptrs`` at tokens ``tok``, 0 where masked."""
-    return tl.load(row_ptrs + tok[None, :] * s_l, mask=mask[None, :], other=0.0).to(tl.float32)
+    """fp32 values of rows ``row_ptrs`` ((D, 1, 1) or (1, N, 1) pointers) at tokens ``tok``, 0
+    where masked. Loading straight into 3-D lets every tile tensor keep the loads' layout."""
+    return tl.load(row_ptrs + tok[None, None, :] * s_l, mask=mask, other=0.0).to(tl.float32)
 
 
 @triton.jit
@@ -71,8 +66,9 @@ def route_setup(b, k, d0, dim, cpg, A_ptr, D_ptr, bias_ptr, N,
                 B_ptr, sB_b, sB_g, sB_n, C_ptr, sC_b, sC_g, sC_n,
                 U_SHARED: tl.constexpr, Z_SHARED: tl.constexpr, HAS_D: tl.constexpr,
                 HAS_BIAS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr):
-    """Row pointers and per-channel parameters of channels ``d0 + arange(BLOCK_D)`` of route
-    ``k``. A shared ``u``/``z`` is read at the route-local channel: never repeated."""
+    """Row pointers and parameters of channels ``d0 + arange(BLOCK_D)`` of route ``k``, shaped
+    to broadcast over (D, N, L) tiles. A shared ``u``/``z`` is read at the route-local channel:
+    never repeated."""
     offs_d = d0 + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     ch = k * dim + offs_d
@@ -80,35 +76,34 @@ def route_setup(b, k, d0, dim, cpg, A_ptr, D_ptr, bias_ptr, N,
     A = tl.load(A_ptr + ch[:, None] * N + offs_n[None, :], mask=mask_n[None, :], other=0.0)
     Dp = tl.load(D_ptr + ch) if HAS_D else tl.zeros([BLOCK_D], tl.float32)
     bias = tl.load(bias_ptr + ch) if HAS_BIAS else tl.zeros([BLOCK_D], tl.float32)
-    u_rows = rows(u_ptr, b, su_b, offs_d if U_SHARED else ch, su_c)
-    z_rows = rows(z_ptr, b, sz_b, offs_d if Z_SHARED else ch, sz_c)
-    d_rows = rows(d_ptr, b, sd_b, ch, sd_c)
+    u_rows = u_ptr + b * su_b + (offs_d if U_SHARED else ch)[:, None, None] * su_c
+    z_rows = z_ptr + b * sz_b + (offs_d if Z_SHARED else ch)[:, None, None] * sz_c
+    d_rows = d_ptr + b * sd_b + ch[:, None, None] * sd_c
     g = (k * dim + d0) // cpg
-    B_rows = rows(B_ptr + g * sB_g, b, sB_b, offs_n, sB_n)
-    C_rows = rows(C_ptr + g * sC_g, b, sC_b, offs_n, sC_n)
-    return ch, A, Dp, bias, u_rows, z_rows, d_rows, B_rows, C_rows
+    B_rows = B_ptr + b * sB_b + g * sB_g + offs_n[None, :, None] * sB_n
+    C_rows = C_ptr + b * sC_b + g * sC_g + offs_n[None, :, None] * sC_n
+    return (ch, A[:, :, None], Dp[:, None, None], bias[:, None, None], u_rows, z_rows, d_rows,
+            B_rows, C_rows)
 
 
 @triton.jit
 def tile_dt(d_rows, tok, sd_l, mask, bias, SOFTPLUS: tl.constexpr):
-    """dt of a (D, L) tile, 0 on masked steps so that they leave the state alone, and the
+    """dt of a (D, 1, L) tile, 0 on masked steps so that they leave the state alone, and the
     softplus argument ``delta + delta_bias`` (the backward's sigmoid needs it)."""
-    x = load_at(d_rows, tok, sd_l, mask) + bias[:, None]
+    x = load_at(d_rows, tok, sd_l, mask) + bias
     dt = softplus(x) if SOFTPLUS else x
-    return tl.where(mask[None, :], dt, 0.0), x
+    return tl.where(mask, dt, 0.0), x
 
 
 @triton.jit
-def tile_pairs(u_rows, d_rows, B_rows, A, bias, tok, mask, su_l, sd_l, sB_l, mask_n,
+def tile_pairs(u_rows, d_rows, B_rows, A, bias, tok, mask, mask_nl, su_l, sd_l, sB_l,
                SOFTPLUS: tl.constexpr):
-    """u, dt, delta + delta_bias (D, L), B (N, L) and the scan pairs a, b (D, N, L) of a tile."""
+    """u, dt, delta + delta_bias (D, 1, L), B (1, N, L) and the scan pairs a, b (D, N, L) of a
+    tile; ``mask`` (1, 1, L) and ``mask_nl`` (1, N, L) mark real steps and states."""
     u = load_at(u_rows, tok, su_l, mask)
     dt, x = tile_dt(d_rows, tok, sd_l, mask, bias, SOFTPLUS)
-    Bt = tl.load(B_rows + tok[None, :] * sB_l, mask=mask_n[:, None] & mask[None, :],
-                 other=0.0).to(tl.float32)
-    a = tl.exp(dt[:, None, :] * A[:, :, None])
-    b = (dt * u)[:, None, :] * Bt[None, :, :]
-    return u, dt, x, Bt, a, b
+    Bt = load_at(B_rows, tok, sB_l, mask_nl)
+    return u, dt, x, Bt, tl.exp(dt * A), dt * u * Bt
 
 
 @triton.jit
@@ -130,6 +125,14 @@ def state_ptrs(ptr, b, ch, total, n_slots, slot, offs_n, width):
 
 
 @triton.jit
+def tile_steps(i, L, offs_l, ROUTE: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
+               BLOCK_L: tl.constexpr):
+    """Tokens of tile ``i`` of a route and its (1, 1, L) mask of real steps."""
+    steps = i * BLOCK_L + offs_l
+    return route_tokens(steps, L, ROUTE, H, W), (steps < L)[None, None, :]
+
+
+@triton.jit
 def _fwd_route(b, k, d0, L, dim, total, cpg, N, n_tiles, out_scale,
                u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l,
                B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
@@ -146,34 +149,29 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, n_tiles, out_scale,
         U_SHARED, Z_SHARED, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
     offs_n = tl.arange(0, BLOCK_N)
     offs_l = tl.arange(0, BLOCK_L)
-    mask_n = offs_n < N
+    n_ok = (offs_n < N)[None, :, None]
     out_ch = dim if MERGED else total
-    row = b * out_ch + (ch - k * dim if MERGED else ch)
-    out_rows = out_ptr + row[:, None] * L
-    acc_rows = acc_ptr + row[:, None] * L
+    row = (b * out_ch + (ch - k * dim if MERGED else ch))[:, None, None] * L
     h = tl.zeros([BLOCK_D, BLOCK_N], tl.float32)
     for i in range(n_tiles):
         if SAVE_STATES:
             # the backward restarts each tile from here
             tl.store(state_ptrs(states_ptr, b, ch, total, n_tiles, i, offs_n, BLOCK_N), h)
-        steps = i * BLOCK_L + offs_l
-        mask = steps < L
-        tok = route_tokens(steps, L, ROUTE, H, W)
-        u, dt, x, Bt, a, bb = tile_pairs(u_rows, d_rows, B_rows, A, bias, tok, mask, su_l, sd_l,
-                                      sB_l, mask_n, SOFTPLUS)
+        tok, mask = tile_steps(i, L, offs_l, ROUTE, H, W, BLOCK_L)
+        u, dt, x, Bt, a, bb = tile_pairs(u_rows, d_rows, B_rows, A, bias, tok, mask,
+                                         n_ok & mask, su_l, sd_l, sB_l, SOFTPLUS)
         hs = scan_tile(a, bb, h, False)
         h = pick(hs, offs_l, BLOCK_L - 1)
-        Ct = tl.load(C_rows + tok[None, :] * sC_l, mask=mask_n[:, None] & mask[None, :],
-                     other=0.0).to(tl.float32)
-        y = tl.sum(hs * Ct[None, :, :], axis=1) + Dp[:, None] * u
+        Ct = load_at(C_rows, tok, sC_l, n_ok & mask)
+        y = tl.sum(hs * Ct, axis=1, keep_dims=True) + Dp * u
         if HAS_Z:
             zt = load_at(z_rows, tok, sz_l, mask)
             y = y * zt * tl.sigmoid(zt)
-        merge_store(acc_rows + tok[None, :], out_rows + tok[None, :], y * out_scale,
-                    mask[None, :], FIRST, LAST)
+        at = row + tok[None, None, :]
+        merge_store(acc_ptr + at, out_ptr + at, y * out_scale, mask, FIRST, LAST)
     if LAST_STATE:
         tl.store(state_ptrs(last_ptr, b, ch, total, 1, 0, offs_n, N), h,
-                 mask=mask_n[None, :])
+                 mask=(offs_n < N)[None, :])
 
 
 @triton.jit

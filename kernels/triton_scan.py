@@ -7,36 +7,57 @@ copies of u, delta, z, B, C); outputs and gradients come back contiguous.
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
-import triton
 
 from .paths import ScanPaths
 from .triton_bwd import scan_bwd_kernel
 from .triton_fwd import ROUTE_CODES, scan_fwd_kernel
 
-#: programs below which the grid leaves SMs idle on a large GPU; smaller channel blocks then
-MIN_PROGRAMS = 1024
+#: fewer programs than this leave most SMs idle: smaller channel blocks then
+MIN_PROGRAMS = 128
 
 
 @dataclass(frozen=True)
 class Tiles:
     block_d: int  # channels per program: a power of two inside one route block and one B/C group
     block_n: int
-    block_l: int  # scan steps per tile; the forward saves one state per tile for the backward
+    block_l: int  # scan steps per tile
     num_warps: int
 
+    def n_tiles(self, L):
+        return -(-L // self.block_l)
 
-def pick_tiles(batch, dim, cpg, N, L, programs_per_block) -> Tiles:
-    """Largest channel block (B/C gradients are summed inside it) that still gives enough
-    programs, and about 2048 scan pairs per tile."""
-    block_n = triton.next_power_of_2(N)
+
+def _pow2(n):
+    return 1 << (n - 1).bit_length()
+
+
+def pick_tiles(batch, dim, cpg, N, L, programs_per_block):
+    """(forward, backward) tiles, measured on an H100 (tools/benchmark_scan.py). With a state
+    vector per channel (N >= 8) several channels per program and short tiles win, the backward
+    taking twice the forward's channels (fewer B/C partial sums to add up); with N of 1 to 4 long
+    tiles of one or two channels win. The backward's tiles must span whole forward tiles: it
+    restarts from the states saved at those."""
+    block_n = _pow2(N)
     common = math.gcd(dim, cpg)
-    block_d = min(common & -common, max(1, 64 // block_n))
-    while block_d > 1 and batch * (dim // block_d) * programs_per_block < MIN_PROGRAMS:
-        block_d //= 2
-    block_l = max(16, min(2048 // (block_d * block_n), triton.next_power_of_2(L)))
-    return Tiles(block_d, block_n, block_l, num_warps=4)
+    fits = common & -common  # largest power of two inside one route block and one group
+
+    def tiles(block_d, pairs, num_warps):
+        block_d = min(block_d, fits)
+        while block_d > 1 and batch * (dim // block_d) * programs_per_block < MIN_PROGRAMS:
+            block_d //= 2
+        block_l = max(16, min(pairs // (block_d * block_n), _pow2(L)))
+        return Tiles(block_d, block_n, block_l, num_warps)
+
+    if block_n >= 8:
+        fwd = tiles(4, 2048, 2 if block_n >= 16 else 4)
+        bwd = tiles(8, 4096, 4)
+    else:
+        fwd = tiles(2, 1024, 4)
+        bwd = tiles(1, 1024, 4)
+    return fwd, Tiles(bwd.block_d, block_n, max(bwd.block_l, fwd.block_l), bwd.num_warps)
 
 
 @dataclass(frozen=True)
@@ -54,43 +75,42 @@ class _Problem:
     u_shared: bool
     z_shared: bool
     softplus: bool
-    tiles: Tiles
+    fwd_tiles: Tiles
+    bwd_tiles: Tiles
 
     @property
     def total(self):
         return self.K * self.dim
 
-    @property
-    def n_tiles(self):
-        return triton.cdiv(self.L, self.tiles.block_l)
+    def grid(self, tiles, serial):
+        return (self.batch, self.dim // tiles.block_d, 1 if serial else self.K)
 
-    def grid(self, serial):
-        return (self.batch, self.dim // self.tiles.block_d, 1 if serial else self.K)
-
-    def constexprs(self, serial, **flags):
+    def constexprs(self, tiles, serial, **flags):
         H, W = self.hw or (1, 1)
         return dict(K=self.K, ROUTES=self.routes, SERIAL=serial, H=H, W=W,
                     MERGED=self.merge is not None, U_SHARED=self.u_shared,
-                    Z_SHARED=self.z_shared, SOFTPLUS=self.softplus, BLOCK_D=self.tiles.block_d,
-                    BLOCK_N=self.tiles.block_n, BLOCK_L=self.tiles.block_l,
-                    num_warps=self.tiles.num_warps, **flags)
+                    Z_SHARED=self.z_shared, SOFTPLUS=self.softplus, BLOCK_D=tiles.block_d,
+                    BLOCK_N=tiles.block_n, BLOCK_L=tiles.block_l, num_warps=tiles.num_warps,
+                    **flags)
 
 
-def _problem(u, delta, A, B, z, delta_softplus, paths: ScanPaths):
-    batch, total, L = delta.shape
+@lru_cache(maxsize=256)
+def _problem(batch, total, L, N, G, u_ch, z_ch, delta_softplus, paths: ScanPaths):
+    """Cached: a layer calls with the same shapes every step, and Python time per call adds up
+    against kernels of tens of microseconds."""
     K = paths.num_routes
     dim = total // K
-    G = B.shape[1]
     cpg = total // G
     serial_fwd = paths.merge is not None and K > 1
-    u_shared = u.shape[1] != total
-    z_shared = z is not None and z.shape[1] != total
+    u_shared = u_ch != total
+    z_shared = z_ch is not None and z_ch != total
     # the backward serialises routes when they share u or z; take the tighter of both grids
     serial = serial_fwd or ((u_shared or z_shared) and K > 1)
-    tiles = pick_tiles(batch, dim, cpg, A.shape[1], L, 1 if serial else K)
+    fwd, bwd = pick_tiles(batch, dim, cpg, N, L, 1 if serial else K)
+    assert bwd.block_l % fwd.block_l == 0, (fwd, bwd)
     routes = sum(ROUTE_CODES[r] << (2 * k) for k, r in enumerate(paths.routes))
-    return _Problem(batch, dim, K, A.shape[1], L, G, routes, paths.hw, paths.merge, u_shared,
-                    z_shared, delta_softplus, tiles)
+    return _Problem(batch, dim, K, N, L, G, routes, paths.hw, paths.merge, u_shared, z_shared,
+                    delta_softplus, fwd, bwd)
 
 
 def _inputs(u, delta, A, B, C, D, z, delta_bias):
@@ -114,13 +134,14 @@ def _forward(p: _Problem, args, has_d, has_z, has_bias, out_dtype, save_states, 
     out = torch.empty(batch, dim if p.merge else total, L, device=device, dtype=out_dtype)
     acc = _fp32_scratch(out, p.merge is not None and p.K > 1)
     last = torch.empty(batch, total, N, device=device, dtype=torch.float32)
-    states = (torch.empty(batch, total, p.n_tiles, p.tiles.block_n, device=device,
+    tiles = p.fwd_tiles
+    states = (torch.empty(batch, total, tiles.n_tiles(L), tiles.block_n, device=device,
                           dtype=torch.float32) if save_states else last)
     serial = p.merge is not None and p.K > 1
     scale = 1.0 / p.K if p.merge == 'mean' else 1.0
-    scan_fwd_kernel[p.grid(serial)](
-        *args, out, acc, states, last, L, dim, total // p.G, N, p.n_tiles, scale,
-        **p.constexprs(serial, HAS_D=has_d, HAS_Z=has_z, HAS_BIAS=has_bias,
+    scan_fwd_kernel[p.grid(tiles, serial)](
+        *args, out, acc, states, last, L, dim, total // p.G, N, tiles.n_tiles(L), scale,
+        **p.constexprs(tiles, serial, HAS_D=has_d, HAS_Z=has_z, HAS_BIAS=has_bias,
                        SAVE_STATES=save_states, LAST_STATE=True))
     return out, last, states
 
@@ -135,18 +156,20 @@ def _backward(p: _Problem, args, saved, states, dout, dlast):
     dz = du if z is None else torch.empty(z.shape, device=u.device, dtype=z.dtype)
     dz_acc = _fp32_scratch(dz, p.z_shared and p.K > 1)
     f32 = dict(device=u.device, dtype=torch.float32)
-    n_parts = total // p.tiles.block_d
+    tiles = p.bwd_tiles
+    n_parts = total // tiles.block_d
     dB = torch.empty(batch, n_parts, N, L, **f32)
     dC = torch.empty(batch, n_parts, N, L, **f32)
     dA = torch.empty(batch, total, N, **f32)
     dD = torch.empty(batch, total, **f32)
     dbias = torch.empty(batch, total, **f32)
     scale = 1.0 / p.K if p.merge == 'mean' else 1.0
-    scan_bwd_kernel[p.grid(serial)](
+    scan_bwd_kernel[p.grid(tiles, serial)](
         *args, states, dout, *dout.stride(), dlast if dlast is not None else dA,
         du, du_acc, ddelta, dz, dz_acc, dB, dC, dA, dD, dbias,
-        L, dim, total // p.G, N, p.n_tiles, scale,
-        **p.constexprs(serial, HAS_D=D is not None, HAS_Z=z is not None,
+        L, dim, total // p.G, N, tiles.n_tiles(L), states.shape[2],
+        tiles.block_l // p.fwd_tiles.block_l, scale,
+        **p.constexprs(tiles, serial, HAS_D=D is not None, HAS_Z=z is not None,
                        HAS_BIAS=delta_bias is not None, HAS_DLAST=dlast is not None))
     # fixed-order sums of the per-block and per-batch partials
     dB = dB.view(batch, p.G, n_parts // p.G, N, L).sum(2).to(B.dtype)
@@ -161,7 +184,8 @@ class SelectiveScanFn(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, paths, out_dtype):
         B4 = B if B.dim() == 4 else B.unsqueeze(1)
         C4 = C if C.dim() == 4 else C.unsqueeze(1)
-        p = _problem(u, delta, A, B4, z, delta_softplus, paths)
+        p = _problem(*delta.shape, A.shape[1], B4.shape[1], u.shape[1],
+                     None if z is None else z.shape[1], delta_softplus, paths)
         save = any(ctx.needs_input_grad[:8])
         with torch.cuda.device(u.device) if u.is_cuda else nullcontext():
             out, last, states = _forward(p, _inputs(u, delta, A, B4, C4, D, z, delta_bias),

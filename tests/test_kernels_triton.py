@@ -1,8 +1,11 @@
 """The Triton selective scan against the PyTorch oracle: outputs, last states and every gradient,
 for each scan path, dtype, B/C grouping and u sharing. Without a GPU the kernels run in Triton's
 interpreter (tests/conftest.py), which is slow, so the shapes stay small."""
+import math
+
 import pytest
 import torch
+import triton
 
 import mmssm_kernels.triton_scan as triton_scan
 from mmssm_kernels import ScanPaths, selective_scan, selective_scan_ref
@@ -71,15 +74,21 @@ def assert_matches(inputs, paths, dtype, oracle=selective_scan_ref, **kw):
 
 @pytest.fixture
 def small_tiles(monkeypatch):
-    """Tiles of 4 steps and 2 channels, so that short sequences cross many tile boundaries and
-    programs hold several channels."""
-    pick = triton_scan.pick_tiles
+    """Forward tiles of 4 steps and 2 channels, backward tiles of 8 steps (two forward tiles)
+    and 4 channels, so that short sequences cross many tile boundaries, programs hold several
+    channels and the two kernels tile differently."""
 
-    def small(*args):
-        t = pick(*args)
-        return triton_scan.Tiles(min(t.block_d, 2), t.block_n, 4, t.num_warps)
+    def small(batch, dim, cpg, N, L, programs_per_block):
+        common = math.gcd(dim, cpg)
+        block_n = triton.next_power_of_2(N)
+        return (triton_scan.Tiles(min(common & -common, 2), block_n, 4, 4),
+                triton_scan.Tiles(min(common & -common, 4), block_n, 8, 4))
 
     monkeypatch.setattr(triton_scan, 'pick_tiles', small)
+    # the tiles live in the cached problem description
+    triton_scan._problem.cache_clear()
+    yield
+    triton_scan._problem.cache_clear()
 
 
 def grouping_kw(grouping, K):
