@@ -108,6 +108,13 @@ def _problem(batch, total, L, N, G, u_ch, z_ch, delta_softplus, paths: ScanPaths
     serial = serial_fwd or ((u_shared or z_shared) and K > 1)
     fwd, bwd = pick_tiles(batch, dim, cpg, N, L, 1 if serial else K)
     assert bwd.block_l % fwd.block_l == 0, (fwd, bwd)
+    # the kernels index the buffers they write with 32-bit offsets
+    largest = max(batch * total * L, batch * total * fwd.n_tiles(L) * fwd.block_n,
+                  batch * (total // bwd.block_d) * N * L)
+    if largest >= 2**31:
+        raise ValueError(f'selective_scan: (batch={batch}, channels={total}, L={L}, N={N}) needs '
+                         f'buffers of {largest} elements, past the Triton kernels\' 32-bit '
+                         f'offsets; split the batch')
     routes = sum(ROUTE_CODES[r] << (2 * k) for k, r in enumerate(paths.routes))
     return _Problem(batch, dim, K, N, L, G, routes, paths.hw, paths.merge, u_shared, z_shared,
                     delta_softplus, fwd, bwd)

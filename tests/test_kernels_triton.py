@@ -217,6 +217,11 @@ def test_bad_arguments(change, error):
         selective_scan(**inputs, backend='triton')
 
 
+def test_too_large_for_32_bit_offsets():
+    with pytest.raises(ValueError, match='32-bit'):
+        triton_scan._problem(64, 1024, 2**16, 16, 1, 1024, None, True, ScanPaths.forward())
+
+
 def test_bad_grid():
     inputs = make_inputs(K=4, L=15)
     with pytest.raises(ValueError, match='hw'):

@@ -4,7 +4,9 @@ Runs the Triton kernel, the PyTorch path (backend='torch') and, when ``mamba_ssm
 its ``selective_scan_fn``, on the issue's three backbone shapes or on one of your own, and
 prints a table: median microseconds over many runs (CUDA events, after warm-up), achieved
 bandwidth counting every tensor read or written once, that bandwidth as a fraction of a measured
-device-to-device copy, and the largest difference of each output from the Triton one.
+device-to-device copy, and the largest difference of each output from the Triton one. For the
+Triton kernel, 'kernels us' is the GPU time of its kernels alone (fwd/bwd, torch.profiler): the
+event times also hold the Python and launch time when that is the longer part.
 
     python tools/benchmark_scan.py                       # the three issue shapes
     python tools/benchmark_scan.py --batch 8 --dim 192 --seqlen 4096 --d-state 1 \\
@@ -102,6 +104,16 @@ def time_us(fn, warmup, runs):
     return times[len(times) // 2]
 
 
+def kernel_us(fn, reps=5):
+    """GPU time of the kernels one call launches (torch.profiler), without the Python and launch
+    time between them that CUDA events also count when the host is the slower side."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        torch.cuda.synchronize()
+    return sum(e.device_time_total for e in prof.key_averages()) / reps
+
+
 def copy_bandwidth(warmup, runs):
     """GB/s of a large device-to-device copy: read once, written once."""
     x = torch.empty(1 << 28, device='cuda', dtype=torch.uint8)
@@ -167,8 +179,12 @@ def bench_shape(s: Shape, args):
         grads_of = [t for t in ins.values() if t is not None and t.requires_grad]
         fwd = time_us(call, args.warmup, args.runs)
         y = call()
-        bwd = time_us(lambda: torch.autograd.grad(y, grads_of, dout, retain_graph=True),
-                      args.warmup, args.runs)
+
+        def backward():
+            return torch.autograd.grad(y, grads_of, dout, retain_graph=True)
+
+        bwd = time_us(backward, args.warmup, args.runs)
+        kernels = (kernel_us(call), kernel_us(backward)) if name == 'triton' else None
         grads = torch.autograd.grad(y, grads_of, dout, retain_graph=True)
         fwd_bytes = nbytes(*ins.values(), out)
         bwd_bytes = nbytes(*ins.values(), dout, *grads)
@@ -178,7 +194,8 @@ def bench_shape(s: Shape, args):
             reference, diff = out.float(), 0.0
         else:
             diff = (out.float() - reference).abs().max().item()
-        rows.append((s.name, name, fwd, bwd, fwd_bytes / fwd / 1e3, bwd_bytes / bwd / 1e3, diff))
+        rows.append((s.name, name, fwd, bwd, kernels, fwd_bytes / fwd / 1e3, bwd_bytes / bwd / 1e3,
+                     diff))
         del out, y, grads
     return rows
 
@@ -211,16 +228,17 @@ def main():
     copy_gbs = copy_bandwidth(args.warmup, args.runs)
     print(f'{torch.cuda.get_device_name()}: device copy {copy_gbs:.0f} GB/s; median of '
           f'{args.runs} runs after {args.warmup} warm-up')
-    head = (f'{"shape":22} {"impl":9} {"fwd us":>9} {"bwd us":>9} {"fwd GB/s":>9} '
-            f'{"bwd GB/s":>9} {"fwd %cp":>7} {"bwd %cp":>7} {"max|diff|":>9} '
+    head = (f'{"shape":22} {"impl":9} {"fwd us":>9} {"bwd us":>9} {"kernels us":>13} '
+            f'{"fwd GB/s":>9} {"bwd GB/s":>9} {"fwd %cp":>7} {"bwd %cp":>7} {"max|diff|":>9} '
             f'{"target us":>11} {"issue mamba":>11}')
     print(head)
     print('-' * len(head))
     for s in shapes:
-        for shape, impl, fwd, bwd, fgb, bgb, diff in bench_shape(s, args):
+        for shape, impl, fwd, bwd, kernels, fgb, bgb, diff in bench_shape(s, args):
             target = f'{s.target[0]:.0f}/{s.target[1]:.0f}' if s.target else '-'
             issue = f'{s.mamba_issue[0]:.0f}/{s.mamba_issue[1]:.0f}' if s.mamba_issue else '-'
-            print(f'{shape:22} {impl:9} {fwd:9.1f} {bwd:9.1f} {fgb:9.0f} {bgb:9.0f} '
+            kern = f'{kernels[0]:.0f}/{kernels[1]:.0f}' if kernels else '-'
+            print(f'{shape:22} {impl:9} {fwd:9.1f} {bwd:9.1f} {kern:>13} {fgb:9.0f} {bgb:9.0f} '
                   f'{100 * fgb / copy_gbs:6.0f}% {100 * bgb / copy_gbs:6.0f}% {diff:9.2e} '
                   f'{target:>11} {issue:>11}')
         torch.cuda.empty_cache()
