@@ -65,9 +65,10 @@ def test_segmentation_train_then_test(workspace):
 
     out = run(workspace, sys.executable, REPO / 'tools/test.py', SEG_CONFIG,
               work_dir / 'iter_2.pth', '--work-dir', work_dir, '--show-dir', work_dir / 'show',
-              '--cfg-options', *IN_PROCESS_DATA)
+              '--out', work_dir / 'labels', '--cfg-options', *IN_PROCESS_DATA)
     assert 0 <= metric(out, 'mIoU') <= 100
     assert len(list((work_dir / 'show').rglob('*.png'))) == 3
+    assert len(list((work_dir / 'labels').glob('*.png'))) == 3
 
 
 def test_segmentation_distributed_train_then_resume(workspace):
@@ -96,10 +97,11 @@ def test_detection_train_then_test(workspace):
 
     out = run(workspace, sys.executable, REPO / 'tools/test.py', DET_CONFIG,
               work_dir / 'epoch_1.pth', '--work-dir', work_dir, '--show-dir', work_dir / 'show',
-              '--cfg-options', *IN_PROCESS_DATA)
+              '--out', work_dir / 'predictions.pkl', '--cfg-options', *IN_PROCESS_DATA)
     assert 0 <= metric(out, 'coco/bbox_mAP') <= 1
     assert 0 <= metric(out, 'coco/segm_mAP') <= 1
     assert len(list((work_dir / 'show').rglob('*.jpg'))) == 2
+    assert (work_dir / 'predictions.pkl').is_file()
 
 
 def test_missing_data_is_reported_clearly(tmp_path):
