@@ -21,7 +21,8 @@ def save_predictions(cfg, show_dir=None, out=None):
         if segmentation:
             cfg.test_evaluator.output_dir = out
         else:
-            cfg.test_evaluator = [cfg.test_evaluator, dict(type='DumpDetResults', out_file_path=out)]
+            dump = dict(type='DumpDetResults', out_file_path=out)
+            cfg.test_evaluator = [cfg.test_evaluator, dump]
 
 
 def main():

@@ -1,5 +1,6 @@
 """Trains a segmentor or a detector (mmseg or mmdet config, picked from its default_scope)."""
 import argparse
+import sys
 
 from mmssm.apis import build_runner, load_config, parse_args
 
@@ -11,8 +12,9 @@ def main():
         '--resume', nargs='?', const='auto',
         help='resume from this checkpoint, or, without a path, from the latest one in the work dir')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision training')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help="scale the learning rate by the batch size (the config's auto_scale_lr)")
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help="scale the learning rate to the batch size (the config's auto_scale_lr)")
     args = parse_args(parser)
     cfg = load_config(args)
 
@@ -21,7 +23,7 @@ def main():
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise SystemExit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+            sys.exit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume:
         cfg.resume = True

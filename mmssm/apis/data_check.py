@@ -49,5 +49,6 @@ def check_data(cfg, loaders):
             kind = SYNTHETIC_KIND.get(cfg.get('default_scope'), '{ade20k,coco}')
             raise FileNotFoundError(
                 f"data not found: '{path}' (read by {loader}). Put the data set there, point the "
-                f'config at it (--cfg-options {loader}.dataset.data_root=...), or make a small '
-                f'synthetic stand-in: python -m mmssm.datasets.synthetic {kind} --out {root}')
+                f'config at it (--cfg-options {loader}.dataset.data_root=...), or, to try the '
+                f'tools without it, make a synthetic stand-in of the same layout: '
+                f'python -m mmssm.datasets.synthetic {kind} --out {root}')
