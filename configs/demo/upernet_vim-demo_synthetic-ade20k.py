@@ -6,7 +6,7 @@ _base_ = '../upernet_vim-ti_ade20k.py'
 data_root = 'data/synthetic_ade20k'
 crop_size = (128, 128)
 embed_dims = 96
-max_iters = 150
+max_iters = 250
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
@@ -46,8 +46,8 @@ test_dataloader = val_dataloader
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=15),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=15, end=max_iters),
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=25),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, by_epoch=False, begin=25, end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
