@@ -13,18 +13,13 @@ event times also hold the Python and launch time when that is the longer part.
         --path cross2d --hw 64 64 --groups 4 --shared-u --out-fp32 --no-z
 """
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-try:
-    from mmssm_kernels import ScanPaths, selective_scan
-except ImportError:  # a checkout without the editable install
-    from kernels import ScanPaths, selective_scan
+from mmssm_kernels import ScanPaths, selective_scan
 
 DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': torch.float32}
 
