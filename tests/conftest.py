@@ -6,3 +6,14 @@ import torch
 # before anything decorates a kernel with triton.jit
 if not torch.cuda.is_available():
     os.environ.setdefault('TRITON_INTERPRET', '1')
+
+
+#: lines tests want shown at the end of the run (parameter counts, ...), not only on failure
+SUMMARY = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if SUMMARY:
+        terminalreporter.section('mmssm figures')
+        for line in SUMMARY:
+            terminalreporter.write_line(line)

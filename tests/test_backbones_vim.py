@@ -5,6 +5,7 @@ from mmdet.registry import MODELS as DET_MODELS
 from mmseg.registry import MODELS as SEG_MODELS
 
 import mmssm  # noqa: F401  (registers)
+from conftest import SUMMARY
 from mmssm.models.backbones import VisionMamba
 from mmssm.models.layers import BiMambaMixer
 from mmssm_kernels import selective_scan_ref
@@ -47,7 +48,7 @@ def test_output_shapes_and_stride(hw, grid, with_cls_token):
 def test_official_arch_sizes():
     counts = {arch: sum(p.numel() for p in VisionMamba(arch=arch).parameters()) / 1e6
               for arch in ('tiny', 'small')}
-    print('Vim backbone params (M):', counts)
+    SUMMARY.append(f'Vim backbone parameters: ' + ', '.join(f'{k} {v:.2f}M' for k, v in counts.items()))
     # the paper: Vim-Ti 7M, Vim-S 26M
     assert 6.5 < counts['tiny'] < 7.5 and 25 < counts['small'] < 27
 

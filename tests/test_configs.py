@@ -6,6 +6,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmssm  # noqa: F401
+from conftest import SUMMARY
 
 CONFIGS = sorted(p for p in Path('configs').rglob('*.py') if '_base_' not in p.parts)
 # whole UperNet models in the Vim paper's table: (M parameters, tolerance). The official Vim-Ti
@@ -33,7 +34,7 @@ def test_configs_found():
 def test_config_builds(path):
     model = build(path)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    print(f'{path}: {params:.2f}M parameters')
+    SUMMARY.append(f'{path}: {params:.2f}M parameters')
     if path.name in PAPER:
         paper, tolerance = PAPER[path.name]
         assert abs(params - paper) / paper < tolerance, params
