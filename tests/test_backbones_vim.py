@@ -48,7 +48,7 @@ def test_output_shapes_and_stride(hw, grid, with_cls_token):
 def test_official_arch_sizes():
     counts = {arch: sum(p.numel() for p in VisionMamba(arch=arch).parameters()) / 1e6
               for arch in ('tiny', 'small')}
-    SUMMARY.append(f'Vim backbone parameters: ' + ', '.join(f'{k} {v:.2f}M' for k, v in counts.items()))
+    SUMMARY.append('Vim backbone parameters: ' + ', '.join(f'{k} {v:.2f}M' for k, v in counts.items()))
     # the paper: Vim-Ti 7M, Vim-S 26M
     assert 6.5 < counts['tiny'] < 7.5 and 25 < counts['small'] < 27
 
