@@ -19,7 +19,7 @@ if ! have 'import mmcv.ops'; then
   if [ -z "$wheel" ]; then
     # onedl-mmcv's setup.py asks for C++17, but torch 2.14's headers need C++20: build the sdist
     # with that one flag raised. The wheel is cached outside the repo so a clean clone reuses it.
-    echo "Building onedl-mmcv $MMCV_VERSION with its C++ ops (about 15 minutes on 2 cores, once)..."
+    echo "Building onedl-mmcv $MMCV_VERSION with its C++ ops (about 20 minutes on 2 cores, once)..."
     src=$(mktemp -d)
     pip download -q --no-deps --no-binary :all: "onedl-mmcv==$MMCV_VERSION" -d "$src"
     tar -xzf "$src"/onedl_mmcv-$MMCV_VERSION.tar.gz -C "$src"
