@@ -17,6 +17,8 @@ else
     PY_ARGS=("${@:4}")
 fi
 
+# the repo's .venv (tools/install.sh) unless PYTHON names another interpreter
+[ -z "${PYTHON:-}" ] && [ -x "$(dirname "$0")/../.venv/bin/python" ] && PYTHON="$(dirname "$0")/../.venv/bin/python"
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
 srun -p "$PARTITION" \
     --job-name="$JOB_NAME" \
