@@ -9,7 +9,6 @@ metainfo = dict(
 num_classes = len(metainfo['classes'])
 image_size = (256, 256)
 embed_dims = 96
-norm_cfg = dict(type='SyncBN', requires_grad=True)
 
 # the cascade's three box heads differ only in their regression target scales; they are spelled
 # out for this data set's class count (and narrower)
@@ -31,20 +30,9 @@ model = dict(
     backbone=dict(
         arch=dict(_delete_=True, embed_dims=embed_dims, depth=4),  # replaces a named arch
         img_size=image_size[0],
-        out_indices=(0, 1, 2, 3),
         drop_path_rate=0.0,
         init_cfg=None),
-    # a list replaces the base's list whole
-    neck=[
-        dict(
-            type='mmseg.Feature2Pyramid',
-            embed_dim=embed_dims,
-            rescales=[4, 2, 1, 0.5],
-            norm_cfg=norm_cfg),
-        dict(
-            type='FPN', in_channels=[embed_dims] * 4, out_channels=256, norm_cfg=norm_cfg,
-            num_outs=5),
-    ],
+    neck=dict(in_channels=embed_dims),
     roi_head=dict(bbox_head=bbox_heads, mask_head=dict(num_classes=num_classes)))
 
 train_pipeline = [
