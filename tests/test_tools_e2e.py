@@ -110,3 +110,17 @@ def test_missing_data_is_reported_clearly(tmp_path):
     assert "data not found: 'data/synthetic_ade20k'" in out
     assert 'python -m mmssm.datasets.synthetic ade20k --out data/synthetic_ade20k' in out
     assert 'Traceback' not in out
+
+
+def test_missing_pretrained_weights_are_reported_clearly(tmp_path):
+    make('ade20k', str(tmp_path / 'data/synthetic_ade20k'), num_train=1, num_val=1, size=64)
+    config = tmp_path / 'pretrained.py'
+    config.write_text(f"_base_ = '{SEG_CONFIG}'\n"
+                      "model = dict(backbone=dict(init_cfg=dict(\n"
+                      "    _delete_=True, type='Pretrained', checkpoint='nowhere/vim.pth')))\n")
+    out = run(tmp_path, sys.executable, REPO / 'tools/train.py', config, '--work-dir',
+              tmp_path / 'work', ok=False)
+    assert ("checkpoint not found: 'nowhere/vim.pth' (model.backbone.init_cfg): download the "
+            "official weights there, or train from scratch with --cfg-options "
+            "model.backbone.init_cfg=None") in out
+    assert 'Traceback' not in out

@@ -1,6 +1,6 @@
-"""Checks, before anything is built, that the folders and files a config's data loaders read are
-there, so that a missing data set is one clear line instead of a traceback from deep inside a
-dataset or a data-loader worker."""
+"""Checks, before anything is built, that the folders and files a config's data loaders read and
+the checkpoints it loads are there, so that a missing data set or weight file is one clear line
+instead of a traceback from deep inside a dataset, a data-loader worker or a model's init."""
 import os.path as osp
 
 # the synthetic stand-in (python -m mmssm.datasets.synthetic KIND) for each task's data sets
@@ -52,3 +52,30 @@ def check_data(cfg, loaders):
                 f'config at it (--cfg-options {loader}.dataset.data_root=...), or, to try the '
                 f'tools without it, make a synthetic stand-in of the same layout: '
                 f'python -m mmssm.datasets.synthetic {kind} --out {root}')
+
+
+def _pretrained(node, where):
+    """(config key, checkpoint) of every init_cfg=dict(type='Pretrained', ...) below ``node``."""
+    if isinstance(node, dict):
+        if node.get('type') == 'Pretrained' and node.get('checkpoint'):
+            yield where, node['checkpoint']
+        for key, value in node.items():
+            yield from _pretrained(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _pretrained(value, f'{where}[{i}]')
+
+
+def check_weights(cfg):
+    """Raises FileNotFoundError naming a local checkpoint the config loads (``load_from``, or a
+    Pretrained init_cfg) that is not there."""
+    wanted = list(_pretrained(cfg.get('model'), 'model'))
+    if cfg.get('load_from'):
+        wanted.append(('load_from', cfg.load_from))
+    for key, path in wanted:
+        if '://' in str(path) or osp.isfile(path):
+            continue
+        hint = 'check the path' if key == 'load_from' else (
+            f'download the official weights there, or train from scratch with --cfg-options '
+            f'{key}=None')
+        raise FileNotFoundError(f"checkpoint not found: '{path}' ({key}): {hint}")

@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from .data_check import check_data
+from .data_check import check_data, check_weights
 
 TASKS = ('mmseg', 'mmdet')
 
@@ -78,9 +78,11 @@ def _setup_cpu_distributed(cfg):
 
 
 def build_runner(cfg, loaders):
-    """The Runner for ``cfg``, after checking that the data of ``loaders`` is there."""
+    """The Runner for ``cfg``, after checking that the data of ``loaders`` and the checkpoints
+    it loads are there."""
     try:
         check_data(cfg, loaders)
+        check_weights(cfg)
     except FileNotFoundError as error:
         sys.exit(f'error: {error}')
     if cfg.launcher != 'none' and not torch.cuda.is_available():
