@@ -14,7 +14,7 @@ written per channel block; the launcher adds those partials up with ``torch.sum`
 import triton
 import triton.language as tl
 
-from .triton_fwd import (load_at, merge_store, pick, route_setup, route_tokens, scan_tile,
+from .triton_fwd import (load_at, merge_store, pick, route_setup, scan_tile,
                          state_ptrs, tile_dt, tile_pairs, tile_steps)
 
 

@@ -5,7 +5,6 @@ segmentation code, the features handed to the neck are the mixer outputs of the 
 ``out_indices``, all at the patch stride; a neck (mmseg's Feature2Pyramid, or it followed by an FPN
 for detection) turns them into strides 4 to 32.
 """
-import math
 
 import torch
 import torch.nn as nn
