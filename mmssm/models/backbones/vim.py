@@ -2,8 +2,8 @@
 
 A plain (non-hierarchical) stack of bidirectional Mamba blocks over 16x16 patches. Like the official
 segmentation code, the features handed to the neck are the mixer outputs of the blocks in
-``out_indices``, all at the patch stride; a neck (mmseg's Feature2Pyramid, or it followed by an FPN
-for detection) turns them into strides 4 to 32.
+``out_indices``, all at the patch stride; a neck (mmseg's Feature2Pyramid for segmentation, ViTDet's
+SimpleFeaturePyramid for detection) turns them into strides 4 to 32 (and 64).
 """
 
 import torch
