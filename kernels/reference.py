@@ -62,11 +62,6 @@ def _gather_blocks(x, order):
     return xs.gather(-1, idx).view(x.shape)
 
 
-def _grouped(x, G):
-    """(batch, Dt, ...) -> (batch, G, Dt // G, ...)."""
-    return x.view(x.shape[0], G, x.shape[1] // G, *x.shape[2:])
-
-
 def _dt(delta, delta_bias, delta_softplus):
     dt = delta.float()
     if delta_bias is not None:
@@ -129,6 +124,12 @@ def _channel_major(x):
     return x.permute(1, 2, 3, 0).reshape(batch, G * Dg, L)
 
 
+def _ungated(h, Ct, u, D):
+    """C h + D u, (batch, Dt, L) fp32, from token-major states ``h``."""
+    y = _channel_major((h * Ct).sum(-1))
+    return y if D is None else y + u.float() * D[:, None]
+
+
 class TorchScan(torch.autograd.Function):
     """The CPU scan: states are recomputed in the backward pass rather than stored."""
 
@@ -145,9 +146,7 @@ class TorchScan(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         dt = _dt(delta, delta_bias, delta_softplus)
         _, _, _, h = TorchScan._states(u, dt, A, B)
-        y = _channel_major((h * _time_major_bc(C)).sum(-1))
-        if D is not None:
-            y = y + u.float() * D[:, None]
+        y = _ungated(h, _time_major_bc(C), u, D)
         out = y if z is None else y * F.silu(z.float())
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)
         ctx.delta_softplus = delta_softplus
@@ -163,9 +162,7 @@ class TorchScan(torch.autograd.Function):
         dout = dout.float()
         dz = None
         if z is not None:
-            y = _channel_major((h * Ct).sum(-1))
-            if D is not None:
-                y = y + u.float() * D[:, None]
+            y = _ungated(h, Ct, u, D)
             sig = torch.sigmoid(z.float())
             dz = (dout * y * sig * (1 + z.float() * (1 - sig))).to(z.dtype)
             dout = dout * z.float() * sig
