@@ -7,7 +7,7 @@ from mmseg.registry import MODELS as SEG_MODELS
 import mmssm  # noqa: F401  (registers)
 from conftest import SUMMARY
 from mmssm.models.backbones import VisionMamba
-from mmssm.models.layers import BiMambaMixer
+from mmssm.models.backbones.vim import BiMambaMixer
 from mmssm_kernels import selective_scan_ref
 
 SMALL = dict(embed_dims=32, depth=4, d_state=4)
@@ -73,17 +73,19 @@ def test_mixer_matches_official_bimamba_v2_with_flips():
     x = torch.randn(2, 11, 16)
     xz = mixer.in_proj(x).transpose(1, 2)
 
-    def direction(xz, conv, x_proj, dt_proj, A_log, D):
+    def direction(xz, conv, k):
+        """Route k of the official mixer, with its own x_proj, dt_proj, A and D."""
         u, z = xz.chunk(2, dim=1)
         u = F.silu(conv(u)[..., :xz.shape[-1]])
-        dt, B, C = x_proj(u.transpose(1, 2)).split((mixer.dt_rank, 4, 4), dim=-1)
-        delta = (dt @ dt_proj.weight.t()).transpose(1, 2)
-        return selective_scan_ref(u, delta, -torch.exp(A_log), B.transpose(1, 2),
-                                  C.transpose(1, 2), D, z, dt_proj.bias, delta_softplus=True)
+        d = mixer.d_inner
+        dt, B, C = (u.transpose(1, 2) @ mixer.x_proj_weight[k].t()).split((mixer.dt_rank, 4, 4), dim=-1)
+        delta = (dt @ mixer.dt_projs_weight[k].t()).transpose(1, 2)
+        return selective_scan_ref(u, delta, -torch.exp(mixer.A_logs[k * d:(k + 1) * d]),
+                                  B.transpose(1, 2), C.transpose(1, 2), mixer.Ds[k * d:(k + 1) * d],
+                                  z, mixer.dt_projs_bias[k], delta_softplus=True)
 
-    fwd = direction(xz, mixer.conv1d, mixer.x_proj, mixer.dt_proj, mixer.A_log, mixer.D)
-    bwd = direction(xz.flip(-1), mixer.conv1d_b, mixer.x_proj_b, mixer.dt_proj_b, mixer.A_b_log,
-                    mixer.D_b).flip(-1)
+    fwd = direction(xz, mixer.conv1d, 0)
+    bwd = direction(xz.flip(-1), mixer.conv1d_b, 1).flip(-1)
     expected = mixer.out_proj(((fwd + bwd) / 2).transpose(1, 2))
     torch.testing.assert_close(mixer(x), expected, rtol=1e-4, atol=1e-5)
 

@@ -4,6 +4,7 @@ import torch
 from timm.layers import resample_abs_pos_embed
 
 from mmssm.models.backbones import VisionMamba
+from mmssm.models.backbones.vim import STACKED
 from tools.model_converters import vim2mmssm
 
 SMALL = dict(embed_dims=32, depth=3, d_state=4)
@@ -19,8 +20,14 @@ def build(**kw):
 
 def official_file(tmp_path, source):
     """What hustvl/Vim saves: {'model': ...}, patch_embed.proj, the class token's position
-    embedding at the middle of pos_embed, a classifier and a final norm."""
+    embedding at the middle of pos_embed, each direction's SSM tensors apart (x_proj, x_proj_b,
+    ...), a classifier and a final norm."""
     sd = {k: v.clone() for k, v in source.state_dict().items()}
+    for key in [k for k in sd if k.endswith('.A_logs')]:
+        mixer = key[:-len('A_logs')]
+        for ours, fwd, bwd, stack in STACKED:
+            stacked = sd.pop(mixer + ours)
+            sd[mixer + fwd], sd[mixer + bwd] = stacked.chunk(2) if stack is torch.cat else stacked
     grid = sd.pop('pos_embed')
     mid = grid.shape[1] // 2
     sd['pos_embed'] = torch.cat((grid[:, :mid], sd.pop('cls_pos_embed'), grid[:, mid:]), dim=1)
@@ -53,7 +60,7 @@ def test_pos_embed_resized_and_class_token_dropped(tmp_path):
     assert not hasattr(model, 'cls_token')
     expected = resample_abs_pos_embed(source.pos_embed.detach(), [6, 8], [4, 4], num_prefix_tokens=0)
     torch.testing.assert_close(model.pos_embed.detach(), expected)
-    torch.testing.assert_close(model.layers[2].mixer.A_b_log, source.layers[2].mixer.A_b_log)
+    torch.testing.assert_close(model.layers[2].mixer.A_logs, source.layers[2].mixer.A_logs)
 
 
 def test_wrong_checkpoints_name_the_keys(tmp_path):
@@ -62,7 +69,7 @@ def test_wrong_checkpoints_name_the_keys(tmp_path):
     with pytest.raises(ValueError, match=r"missing keys \(\d+\): \['layers.3"):
         deeper.init_weights()
     wider = build(arch=dict(embed_dims=48, depth=3, d_state=4), init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    with pytest.raises(ValueError, match=r'shape mismatches .*A_b_log: file \(64, 4\) vs model \(96, 4\)'):
+    with pytest.raises(ValueError, match=r'shape mismatches .*mixer.A_logs: file \(128, 4\) vs model \(192, 4\)'):
         wider.init_weights()
     other = tmp_path / 'vmamba.pth'
     torch.save({'model': {'layers.0.blocks.0.op.x_proj_weight': torch.zeros(4, 8, 96)}}, other)

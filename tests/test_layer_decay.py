@@ -34,17 +34,18 @@ def test_lr_decays_with_block_depth_and_follows_vim_names(scope):
     lr = {name: g[0] for name, g in groups.items()}
     assert lr['decode_head.weight'] == pytest.approx(1e-3)
     assert lr['backbone.layers.2.mixer.in_proj.weight'] == pytest.approx(1e-3 * 0.5)
-    assert lr['backbone.layers.0.mixer.x_proj_b.weight'] == pytest.approx(1e-3 * 0.5**3)
+    assert lr['backbone.layers.0.mixer.x_proj_weight'] == pytest.approx(1e-3 * 0.5**3)
     assert lr['backbone.patch_embed.weight'] == pytest.approx(1e-3 * 0.5**4)
     assert lr['backbone.pos_embed'] == pytest.approx(1e-3 * 0.5**4)
 
 
-def test_no_weight_decay_for_norms_biases_A_D_and_embeddings():
+def test_no_weight_decay_for_norms_biases_A_D_dt_bias_and_embeddings():
     wd = {name: g[1] for name, g in param_groups(0.9).items()}
-    for name in ('backbone.pos_embed', 'backbone.layers.1.mixer.A_log', 'backbone.layers.1.mixer.A_b_log',
-                 'backbone.layers.1.mixer.D_b', 'backbone.layers.1.norm.weight',
-                 'backbone.layers.1.mixer.dt_proj.bias', 'decode_head.bias'):
+    for name in ('backbone.pos_embed', 'backbone.layers.1.mixer.A_logs',
+                 'backbone.layers.1.mixer.Ds', 'backbone.layers.1.norm.weight',
+                 'backbone.layers.1.mixer.dt_projs_bias', 'decode_head.bias'):
         assert wd[name] == 0, name
     for name in ('backbone.layers.1.mixer.in_proj.weight', 'backbone.patch_embed.weight',
+                 'backbone.layers.1.mixer.x_proj_weight', 'backbone.layers.1.mixer.dt_projs_weight',
                  'decode_head.weight'):
         assert wd[name] == 0.05, name

@@ -1,6 +1,4 @@
-"""Loading official checkpoints of each backbone family, with strict key checks."""
-from .loading import load_official_checkpoint, read_state_dict
-from .vim import adapt_vim_state_dict, convert_official_vim, is_official_vim
+"""Reading checkpoint files and strict loading; each family's key names live beside its model."""
+from .loading import load_state_dict_strict, read_state_dict
 
-__all__ = ['load_official_checkpoint', 'read_state_dict', 'convert_official_vim',
-           'adapt_vim_state_dict', 'is_official_vim']
+__all__ = ['read_state_dict', 'load_state_dict_strict']

@@ -1,20 +1,17 @@
-"""``init_cfg=dict(type='Pretrained', checkpoint=PATH)`` for mmssm backbones.
+"""Reading checkpoint files and loading them strictly, for every mmssm backbone.
 
 mmengine's own Pretrained init loads non-strictly and only logs what did not match, which turns a
 checkpoint of the wrong model into a silent start from random weights. Here every key the model
 expects must come from the file with the right shape, or loading stops with the names of the keys
-that do not fit.
+that do not fit. What is specific to a family (its release's key names) lives in that family's
+``checkpoint_filter``, beside the model.
 """
+import fnmatch
 import os
 
+from mmengine.logging import print_log
 from mmengine.runner import CheckpointLoader
 
-from .vim import adapt_vim_state_dict, convert_official_vim, is_official_vim
-
-# per backbone class: (is the dict in the official layout, convert it, fit it to the model)
-FAMILIES = {
-    'VisionMamba': (is_official_vim, convert_official_vim, adapt_vim_state_dict),
-}
 SHOWN = 8
 
 
@@ -36,23 +33,32 @@ def read_state_dict(path, prefix=None):
     return ckpt
 
 
-def load_official_checkpoint(model, path, prefix=None):
-    family = type(model).__name__
-    is_official, convert, adapt = FAMILIES[family]
-    state_dict = read_state_dict(path, prefix)
-    if is_official(state_dict):
-        state_dict = convert(state_dict)
-    state_dict = adapt(state_dict, model)
+def _listed(what, keys):
+    return f'{what} ({len(keys)}): {keys[:SHOWN]}{" ..." if len(keys) > SHOWN else ""}'
+
+
+def load_state_dict_strict(model, state_dict, source, may_lack=()):
+    """Loads ``state_dict`` into ``model`` when it fits exactly, else raises naming the keys.
+
+    ``may_lack``: fnmatch patterns of keys the model initialises itself when the file lacks them
+    (e.g. a dense model's output norms, absent from a classification checkpoint); they are
+    reported once, as newly initialised."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
+    own = [k for k in missing if any(fnmatch.fnmatchcase(k, p) for p in may_lack)]
+    missing = [k for k in missing if k not in own]
     unexpected = sorted(set(state_dict) - set(expected))
     wrong_shape = sorted(f'{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}'
                          for k, v in expected.items()
                          if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape))
     if missing or unexpected or wrong_shape:
-        problems = [f'{what} ({len(keys)}): {keys[:SHOWN]}{" ..." if len(keys) > SHOWN else ""}'
-                    for what, keys in (('missing keys', missing), ('unexpected keys', unexpected),
-                                       ('shape mismatches', wrong_shape)) if keys]
-        raise ValueError(f'{path} does not fit this {family} (arch {getattr(model, "arch", "?")}): '
-                       + '; '.join(problems) + '. Is it a checkpoint of this model family and size?')
-    model.load_state_dict(state_dict, strict=True)
+        problems = [_listed(what, keys) for what, keys in (
+            ('missing keys', missing), ('unexpected keys', unexpected),
+            ('shape mismatches', wrong_shape)) if keys]
+        raise ValueError(f'{source} does not fit this {type(model).__name__} (arch '
+                         f'{getattr(model, "arch", "?")}): ' + '; '.join(problems)
+                         + '. Is it a checkpoint of this model family and size?')
+    model.load_state_dict(state_dict, strict=not own)
+    if own:
+        print_log(f'{source}: {type(model).__name__} initialised ' + _listed('keys', own)
+                  + ' itself (not in the checkpoint)', logger='current')

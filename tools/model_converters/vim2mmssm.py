@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from mmssm.checkpoints import convert_official_vim, is_official_vim, read_state_dict
+from mmssm.checkpoints import read_state_dict
+from mmssm.models.backbones.vim import convert_official, is_official
 
 
 def main(argv=None):
@@ -19,10 +20,10 @@ def main(argv=None):
     parser.add_argument('dst', help='output path')
     args = parser.parse_args(argv)
     state_dict = read_state_dict(args.src)
-    if not is_official_vim(state_dict):
+    if not is_official(state_dict):
         raise SystemExit(f'{args.src}: no patch_embed.proj.weight key, so not an official Vim '
                          f'checkpoint (first keys: {list(state_dict)[:5]})')
-    converted = {f'backbone.{k}': v for k, v in convert_official_vim(state_dict).items()}
+    converted = {f'backbone.{k}': v for k, v in convert_official(state_dict).items()}
     Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
     torch.save({'state_dict': converted}, args.dst)
     print(f'{args.src} -> {args.dst}: {len(converted)} tensors')

@@ -1,3 +1,4 @@
+from .base import SSMBackbone
 from .vim import VisionMamba
 
-__all__ = ['VisionMamba']
+__all__ = ['SSMBackbone', 'VisionMamba']

@@ -6,23 +6,57 @@ segmentation code, the features handed to the neck are the mixer outputs of the 
 SimpleFeaturePyramid for detection) turns them into strides 4 to 32 (and 64).
 """
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
-from mmengine.model import BaseModule
 from timm.layers import DropPath, RmsNorm, lecun_normal_, resample_abs_pos_embed, trunc_normal_
 
-from mmssm.checkpoints import load_official_checkpoint
 from mmssm.registry import register_model
-from ..layers import BiMambaMixer
+from mmssm_kernels import ScanPaths
+from ..layers import SelectiveSSM
+from .base import SSMBackbone
 
-ARCH_DEFAULTS = dict(d_state=16, expand=2, dt_rank='auto', d_conv=4, patch_size=16, stride=16)
-ARCH_SETTINGS = {
-    'tiny': dict(embed_dims=192, depth=24),
-    'small': dict(embed_dims=384, depth=24),
-    'base': dict(embed_dims=768, depth=24),
-}
+BIDIRECTIONAL = ScanPaths.bidirectional(merge='mean')
+
+
+class BiMambaMixer(SelectiveSSM):
+    """Vim's bidirectional Mamba mixer ("bimamba v2").
+
+    As in the official Vim: in_proj and out_proj are shared, each direction has its own conv1d,
+    x_proj, dt_proj, A and D (stacked here as the two routes of ``SelectiveSSM``; the checkpoint
+    filter stacks the release's per-direction tensors), and the two directions' outputs are
+    averaged. The backward direction is not computed on flipped copies: its causal conv becomes an
+    anti-causal conv (kernel mirrored, padding on the right), and the scan walks it as the
+    'reverse' route of one bidirectional scan call that also does the averaging.
+    """
+
+    def __init__(self, dim, d_state=16, d_conv=4, expand=2, dt_rank='auto', num_layers=1):
+        d_inner = int(expand * dim)
+        super().__init__(d_inner, d_state, dt_rank, num_routes=2, d_model=dim)
+        self.d_conv = d_conv
+        self.in_proj = nn.Linear(dim, d_inner * 2, bias=False)
+        self.out_proj = nn.Linear(d_inner, dim, bias=False)
+        self.conv1d, self.conv1d_b = (nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner,
+                                                padding=d_conv - 1) for _ in range(2))
+        # Mamba scales out_proj by 1/sqrt(depth) for the residual stream
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(self.out_proj.weight, a=math.sqrt(5))
+            self.out_proj.weight /= math.sqrt(num_layers)
+
+    def forward(self, x):
+        """x: (batch, L, dim) -> (batch, L, dim)."""
+        L = x.shape[1]
+        xz = self.in_proj(x).transpose(1, 2)  # (batch, 2*d_inner, L), a view
+        u, z = xz.chunk(2, dim=1)
+        u_fwd = self.conv1d(u)[..., :L]
+        # the backward direction's causal conv, seen in forward token order
+        u_bwd = F.conv1d(F.pad(u, (0, self.d_conv - 1)), self.conv1d_b.weight.flip(-1),
+                         self.conv1d_b.bias, groups=self.d_inner)
+        u = F.silu(torch.stack((u_fwd, u_bwd), dim=1)).flatten(1, 2)  # (batch, 2*d_inner, L)
+        y = self.scan(u, BIDIRECTIONAL, z=z)
+        return self.out_proj(y.transpose(1, 2))
 
 
 class VimBlock(nn.Module):
@@ -45,7 +79,7 @@ class VimBlock(nn.Module):
 
 
 @register_model()
-class VisionMamba(BaseModule):
+class VisionMamba(SSMBackbone):
     """Vim backbone.
 
     Args:
@@ -68,19 +102,27 @@ class VisionMamba(BaseModule):
         init_cfg: dict(type='Pretrained', checkpoint=PATH) loads an official Vim checkpoint.
     """
 
+    arch_zoo = {
+        'tiny': dict(embed_dims=192, depth=24),
+        'small': dict(embed_dims=384, depth=24),
+        'base': dict(embed_dims=768, depth=24),
+    }
+    custom_arch_required = ('embed_dims', 'depth')
+    arch_defaults = dict(d_state=16, expand=2, dt_rank='auto', d_conv=4, patch_size=16, stride=16)
+
     def __init__(self, arch='tiny', img_size=224, in_channels=3, out_indices=None,
                  with_cls_token=False, drop_rate=0., drop_path_rate=0., frozen_stages=-1,
                  with_cp=False, residual_in_fp32=True, scan_backend=None, init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        self.arch = self._arch_settings(arch)
+        super().__init__(frozen_stages=frozen_stages, with_cp=with_cp, init_cfg=init_cfg)
+        self.arch = {**self.arch_defaults, **self.resolve_arch(arch)}
         embed_dims, depth = self.arch['embed_dims'], self.arch['depth']
         self.embed_dims, self.depth, self.in_channels = embed_dims, depth, in_channels
         self.patch_size, self.stride = self.arch['patch_size'], self.arch['stride']
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.grid_size = self._grid(img_size)
-        self.out_indices = self._check_indices(out_indices, depth)
-        self.frozen_stages = frozen_stages
-        self.with_cp = with_cp
+        if out_indices is None:  # the last block of each quarter of the depth
+            out_indices = sorted({max(depth * q // 4 - 1, 0) for q in range(1, 5)})
+        self.out_indices = self.check_out_indices(out_indices, depth)
 
         self.patch_embed = nn.Conv2d(in_channels, embed_dims, self.patch_size, self.stride)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1], embed_dims))
@@ -92,46 +134,19 @@ class VisionMamba(BaseModule):
         # the official models leave the first block without stochastic depth
         dpr = [0.] + torch.linspace(0, drop_path_rate, depth).tolist()
         mixer_cfg = {k: self.arch[k] for k in ('d_state', 'expand', 'dt_rank', 'd_conv')}
-        mixer_cfg.update(num_layers=depth, scan_backend=scan_backend)
+        mixer_cfg.update(num_layers=depth)
         self.layers = nn.ModuleList(
             VimBlock(embed_dims, mixer_cfg, dpr[i], residual_in_fp32) for i in range(depth))
-
-    @staticmethod
-    def _arch_settings(arch):
-        if isinstance(arch, str):
-            if arch not in ARCH_SETTINGS:
-                raise ValueError(f'VisionMamba: unknown arch {arch!r}; choose one of '
-                               f'{sorted(ARCH_SETTINGS)} or pass a dict of hyper-parameters')
-            arch = ARCH_SETTINGS[arch]
-        elif not isinstance(arch, dict):
-            raise TypeError(f'VisionMamba: arch must be a name or a dict, got {type(arch).__name__}')
-        unknown = set(arch) - {'embed_dims', 'depth', *ARCH_DEFAULTS}
-        missing = {'embed_dims', 'depth'} - set(arch)
-        if unknown or missing:
-            raise ValueError(f'VisionMamba: custom arch needs embed_dims and depth and accepts '
-                           f'{sorted(ARCH_DEFAULTS)}; missing {sorted(missing)}, unknown '
-                           f'{sorted(unknown)}')
-        return {**ARCH_DEFAULTS, **arch}
-
-    @staticmethod
-    def _check_indices(out_indices, depth):
-        if out_indices is None:
-            out_indices = sorted({max(depth * q // 4 - 1, 0) for q in range(1, 5)})
-        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
-        bad = [i for i in out_indices if not -depth <= i < depth]
-        if bad:
-            raise ValueError(f'VisionMamba: out_indices {bad} out of range for depth {depth}')
-        return sorted(i % depth for i in out_indices)
+        for p in (self.pos_embed, getattr(self, 'cls_token', None),
+                  getattr(self, 'cls_pos_embed', None)):
+            if p is not None:
+                p._no_weight_decay = True
+        self.set_scan_backend(scan_backend)
 
     def _grid(self, hw):
         return tuple((s - self.patch_size) // self.stride + 1 for s in hw)
 
-    def init_weights(self):
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
-            load_official_checkpoint(self, self.init_cfg['checkpoint'], self.init_cfg.get('prefix'))
-            self._is_init = True
-            return
-        super().init_weights()
+    def reset_weights(self):
         # the official Vim initialisation; the mixers set their own Mamba-specific weights
         lecun_normal_(self.patch_embed.weight)
         nn.init.zeros_(self.patch_embed.bias)
@@ -139,18 +154,17 @@ class VisionMamba(BaseModule):
             if p is not None:
                 trunc_normal_(p, std=.02)
 
-    def no_weight_decay(self):
-        return {'pos_embed', 'cls_token', 'cls_pos_embed', 'A_log', 'A_b_log'}
-
-    def layer_id(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise lr decay: 0 for the embeddings, i + 1 for block i."""
-        if param_name.startswith('layers.'):
-            return int(param_name.split('.')[1]) + 1
+    def layer_depth(self, name):
+        if name.startswith('layers.'):
+            return int(name.split('.')[1]) + 1
         return 0
 
     @property
-    def num_layers(self) -> int:
+    def num_blocks(self):
         return self.depth
+
+    def checkpoint_filter(self, state_dict):
+        return fit_to_model(convert_official(state_dict), self)
 
     def _embed(self, x):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -178,10 +192,7 @@ class VisionMamba(BaseModule):
         outs = []
         residual = None
         for i, layer in enumerate(self.layers):
-            if self.with_cp and self.training and x.requires_grad:
-                x, residual = cp.checkpoint(layer, x, residual, use_reentrant=False)
-            else:
-                x, residual = layer(x, residual)
+            x, residual = self.run_block(layer, x, residual)
             if i in self.out_indices:
                 tokens = x
                 if self.with_cls_token:
@@ -190,19 +201,65 @@ class VisionMamba(BaseModule):
                 outs.append(tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w).contiguous())
         return tuple(outs)
 
-    def _freeze(self):
-        if self.frozen_stages < 0:
-            return
-        frozen = [self.patch_embed, *self.layers[:self.frozen_stages]]
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
-        for name in ('pos_embed', 'cls_token', 'cls_pos_embed'):
-            if hasattr(self, name):
-                getattr(self, name).requires_grad = False
+    def frozen_parts(self):
+        return [self.patch_embed, *self.layers[:self.frozen_stages],
+                *(p for p in (self.pos_embed, getattr(self, 'cls_token', None),
+                              getattr(self, 'cls_pos_embed', None)) if p is not None)]
 
-    def train(self, mode=True):
-        super().train(mode)
-        self._freeze()
-        return self
+
+# ---- the official Vim release (hustvl/Vim, ``{'model': state_dict}``) -> mmssm's keys ---------
+# It differs in four places: the patch embedding sits in a ``patch_embed.proj`` submodule, the class
+# token's position embedding is stored inside ``pos_embed`` at the middle index (where the class
+# token is inserted), each direction's SSM parameters are stored apart (x_proj / x_proj_b, ...),
+# and there is a classifier (``head``) and a final norm (``norm_f``) that dense prediction does not
+# use.
+DROPPED_PREFIXES = ('head.', 'norm_f.', 'rope.')
+# (ours, the release's forward and backward tensors, how the routes are stacked)
+STACKED = (('x_proj_weight', 'x_proj.weight', 'x_proj_b.weight', torch.stack),
+           ('dt_projs_weight', 'dt_proj.weight', 'dt_proj_b.weight', torch.stack),
+           ('dt_projs_bias', 'dt_proj.bias', 'dt_proj_b.bias', torch.stack),
+           ('A_logs', 'A_log', 'A_b_log', torch.cat),
+           ('Ds', 'D', 'D_b', torch.cat))
+
+
+def is_official(state_dict) -> bool:
+    return 'patch_embed.proj.weight' in state_dict
+
+
+def convert_official(state_dict):
+    """Rename an official Vim state dict to mmssm's keys. Model independent: the position grid
+    keeps its size and the class token is kept if present; a dict already in mmssm's keys passes
+    unchanged."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith(DROPPED_PREFIXES):
+            continue
+        out[key.replace('patch_embed.proj.', 'patch_embed.')] = value
+    if 'cls_token' in out and 'cls_pos_embed' not in out:
+        pos = out['pos_embed']
+        mid = (pos.shape[1] - 1) // 2
+        out['cls_pos_embed'] = pos[:, mid:mid + 1]
+        out['pos_embed'] = torch.cat((pos[:, :mid], pos[:, mid + 1:]), dim=1)
+    for mixer in sorted({k[:-len('A_b_log')] for k in out if k.endswith('.A_b_log')}):
+        for ours, fwd, bwd, stack in STACKED:
+            out[mixer + ours] = stack((out.pop(mixer + fwd), out.pop(mixer + bwd)))
+    return out
+
+
+def fit_to_model(state_dict, model):
+    """Fit a state dict in mmssm's keys to ``model``: resize the position grid (bicubic) and drop
+    the class token when the model has none."""
+    state_dict = dict(state_dict)
+    if not model.with_cls_token:
+        state_dict.pop('cls_token', None)
+        state_dict.pop('cls_pos_embed', None)
+    pos = state_dict.get('pos_embed')
+    target = model.pos_embed.shape[1]
+    if pos is not None and pos.dim() == 3 and pos.shape[1] != target:
+        side = math.isqrt(pos.shape[1])
+        if side * side != pos.shape[1]:
+            raise ValueError(f'checkpoint pos_embed has {pos.shape[1]} positions, not a square grid; '
+                             f'build the model with the img_size it was trained at')
+        state_dict['pos_embed'] = resample_abs_pos_embed(pos, list(model.grid_size), [side, side],
+                                                         num_prefix_tokens=0)
+    return state_dict

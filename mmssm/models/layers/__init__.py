@@ -1,3 +1,4 @@
-from .bimamba import BiMambaMixer
+from .blocks import PreNormBlock
+from .ssm import SelectiveSSM
 
-__all__ = ['BiMambaMixer']
+__all__ = ['SelectiveSSM', 'PreNormBlock']

@@ -1,0 +1,138 @@
+"""What every mmssm backbone does the same way: arch settings, out_indices, Pretrained loading,
+frozen stages, gradient checkpointing, layer depth for layer-wise lr decay, the scan backend.
+
+A family subclasses ``SSMBackbone``, sets the class attributes and overrides the hooks:
+
+* ``arch_zoo`` (name -> settings), ``arch_aliases`` (other name -> name), and either
+  ``custom_arch_base`` (a custom dict starts from that arch's settings) or ``custom_arch_required``
+  (keys a custom dict must give; the rest come from ``arch_defaults``);
+* ``checkpoint_filter(state_dict)``: the family's release layout -> the model's keys;
+* ``may_lack``: fnmatch patterns of keys the model may initialise itself when a checkpoint lacks them;
+* ``frozen_parts()``: the modules and parameters ``frozen_stages`` freezes;
+* ``layer_depth(name)``: 0 for the stem, i + 1 for block i (counted over all stages), None for
+  parameters after the last block; ``num_blocks``;
+* ``reset_weights()``: the family's random initialisation (when no checkpoint is loaded).
+"""
+import torch
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+
+from mmssm.checkpoints import load_state_dict_strict, read_state_dict
+from ..layers.ssm import SelectiveSSM
+
+
+class SSMBackbone(BaseModule):
+    arch_zoo = {}
+    arch_aliases = {}
+    arch_defaults = {}
+    custom_arch_base = None
+    custom_arch_required = ()
+    may_lack = ()
+
+    def __init__(self, frozen_stages=-1, with_cp=False, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.frozen_stages = frozen_stages
+        self.with_cp = with_cp
+
+    # ---- settings -------------------------------------------------------------------------
+    @classmethod
+    def resolve_arch(cls, arch):
+        """A name of ``arch_zoo`` (or an alias), or a dict of settings -> the full settings."""
+        name = cls.__name__
+        if isinstance(arch, str):
+            key = cls.arch_aliases.get(arch, arch)
+            if key not in cls.arch_zoo:
+                raise ValueError(f'{name}: unknown arch {arch!r}; choose one of '
+                                 f'{sorted(cls.arch_zoo) + sorted(cls.arch_aliases)} or pass a '
+                                 f'dict of hyper-parameters')
+            return dict(cls.arch_zoo[key])
+        if not isinstance(arch, dict):
+            raise TypeError(f'{name}: arch must be a name or a dict, got {type(arch).__name__}')
+        base = (cls.arch_zoo[cls.custom_arch_base] if cls.custom_arch_base
+                else {**cls.arch_defaults})
+        accepted = set(base) | set(cls.custom_arch_required)
+        unknown = sorted(set(arch) - accepted)
+        missing = sorted(set(cls.custom_arch_required) - set(arch))
+        if unknown or missing:
+            raise ValueError(f'{name}: custom arch needs {sorted(cls.custom_arch_required)} and '
+                             f'accepts {sorted(accepted)}; missing {missing}, unknown {unknown}')
+        return {**base, **arch}
+
+    def check_out_indices(self, out_indices, count):
+        """Sorted indices into ``count`` outputs; negative ones count from the end."""
+        out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
+        bad = [i for i in out_indices if not -count <= i < count]
+        if bad:
+            raise ValueError(f'{type(self).__name__}: out_indices {bad} out of range for '
+                             f'{count} outputs')
+        return sorted(i % count for i in out_indices)
+
+    def set_scan_backend(self, name):
+        """Every scan of the model runs on ``name`` ('triton', 'torch', or None: automatic)."""
+        for m in self.modules():
+            if isinstance(m, SelectiveSSM):
+                m.scan_backend = name
+
+    # ---- weights --------------------------------------------------------------------------
+    def init_weights(self):
+        cfg = self.init_cfg
+        if cfg is not None and cfg.get('type') == 'Pretrained':
+            self.load_pretrained(cfg['checkpoint'], cfg.get('prefix'))
+            self._is_init = True
+            return
+        super().init_weights()
+        self.reset_weights()
+
+    def reset_weights(self):
+        """The family's random initialisation beyond what the modules do themselves."""
+
+    def load_pretrained(self, path, prefix=None):
+        state_dict = self.checkpoint_filter(read_state_dict(path, prefix))
+        load_state_dict_strict(self, state_dict, path, may_lack=self.may_lack)
+
+    def checkpoint_filter(self, state_dict):
+        """A release checkpoint's state dict -> this model's keys (identity by default)."""
+        return state_dict
+
+    def no_weight_decay(self):
+        """Names of the parameters marked ``_no_weight_decay`` (A, D, dt bias, embeddings)."""
+        return {n for n, p in self.named_parameters() if getattr(p, '_no_weight_decay', False)}
+
+    # ---- training -------------------------------------------------------------------------
+    def frozen_parts(self):
+        """Modules and parameters frozen by ``frozen_stages``."""
+        return []
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.frozen_stages >= 0:
+            for part in self.frozen_parts():
+                if isinstance(part, torch.nn.Module):
+                    part.eval()
+                    part.requires_grad_(False)
+                else:
+                    part.requires_grad = False
+        return self
+
+    def run_block(self, block, *args):
+        """``block(*args)``, gradient-checkpointed when ``with_cp`` and training."""
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            return cp.checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    # ---- layer-wise lr decay (mmpretrain's protocol) ----------------------------------------
+    @property
+    def num_blocks(self):
+        raise NotImplementedError
+
+    def layer_depth(self, name):
+        raise NotImplementedError
+
+    def get_layer_depth(self, param_name, prefix=''):
+        """(depth, num_layers): 0 for the stem, i + 1 for block i, num_layers - 1 for everything
+        after the last block and outside the backbone (heads)."""
+        num_layers = self.num_blocks + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        depth = self.layer_depth(param_name[len(prefix):])
+        return (num_layers - 1 if depth is None else depth), num_layers

@@ -1,0 +1,97 @@
+"""The selective state-space core every mmssm mixer builds on.
+
+A mixer scans its tokens along K routes (``mmssm_kernels.ScanPaths``). Each route has its own
+input projection to (dt, B, C), its own dt projection, A and D. They are stored stacked, under the
+names of the VMamba release (``x_proj_weight`` (K, R+2N, d_inner), ``dt_projs_weight`` (K, d_inner,
+R), ``dt_projs_bias`` (K, d_inner), ``A_logs`` (K*d_inner, N), ``Ds`` (K*d_inner,)), so that one
+``selective_scan`` call runs every route and VMamba checkpoints load without renaming. Families whose
+releases store the routes apart (Vim) stack them in their checkpoint filter.
+"""
+import math
+
+import torch
+import torch.nn as nn
+
+from mmssm_kernels import ScanPaths, selective_scan
+
+
+class SelectiveSSM(nn.Module):
+    """Base of the mixers: holds the K routes' SSM parameters and runs the scan.
+
+    A mixer subclasses it, adds its own projections and convolutions, and calls
+    ``self.scan(u, paths, z)`` once. ``scan_backend`` ('triton', 'torch' or None for the automatic
+    choice) is set on the built model by the backbone (see ``SSMBackbone.set_scan_backend``).
+
+    Args:
+        d_inner: channels per route.
+        d_state: N, the state size.
+        dt_rank: R, the rank of the dt projection; 'auto' is ceil(d_model / 16).
+        num_routes: K.
+        d_model: the block width, only used for dt_rank='auto'.
+        dt_min, dt_max, dt_init_floor, dt_scale: Mamba's dt initialisation.
+    """
+
+    scan_backend = None
+
+    def __init__(self, d_inner, d_state, dt_rank, num_routes, d_model=None, dt_min=0.001,
+                 dt_max=0.1, dt_init_floor=1e-4, dt_scale=1.0):
+        super().__init__()
+        if dt_rank == 'auto':
+            if d_model is None:
+                raise ValueError("SelectiveSSM: dt_rank='auto' needs d_model")
+            dt_rank = math.ceil(d_model / 16)
+        self.d_inner, self.d_state, self.dt_rank = int(d_inner), int(d_state), int(dt_rank)
+        self.num_routes = K = int(num_routes)
+        self.x_proj_weight = nn.Parameter(torch.empty(K, self.dt_rank + 2 * self.d_state, self.d_inner))
+        self.dt_projs_weight = nn.Parameter(torch.empty(K, self.d_inner, self.dt_rank))
+        self.dt_projs_bias = nn.Parameter(torch.empty(K, self.d_inner))
+        self.A_logs = nn.Parameter(torch.empty(K * self.d_inner, self.d_state))
+        self.Ds = nn.Parameter(torch.empty(K * self.d_inner))
+        # as mamba_ssm marks them: decaying A, D or the dt bias towards zero changes the dynamics
+        for p in (self.dt_projs_bias, self.A_logs, self.Ds):
+            p._no_weight_decay = True
+        self.reset_ssm_parameters(dt_min, dt_max, dt_init_floor, dt_scale)
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self, dt_min=0.001, dt_max=0.1, dt_init_floor=1e-4, dt_scale=1.0):
+        """Mamba's initialisation: x_proj as nn.Linear's default, dt_proj uniform in
+        +-dt_scale/sqrt(R), dt spread log-uniformly over [dt_min, dt_max] through the softplus,
+        S4D-real A = -(1..N), D = 1."""
+        bound = 1 / math.sqrt(self.d_inner)
+        nn.init.uniform_(self.x_proj_weight, -bound, bound)
+        dt_std = self.dt_rank**-0.5 * dt_scale
+        nn.init.uniform_(self.dt_projs_weight, -dt_std, dt_std)
+        dt = torch.exp(torch.rand(self.num_routes, self.d_inner) * (math.log(dt_max) - math.log(dt_min))
+                       + math.log(dt_min)).clamp(min=dt_init_floor)
+        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        self.A_logs.copy_(torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
+                          .repeat(self.num_routes * self.d_inner, 1))
+        self.Ds.fill_(1.0)
+
+    def project(self, u):
+        """u: (batch, d_inner, L) shared by the routes, or (batch, K*d_inner, L) one block per route
+        -> delta (batch, K*d_inner, L), B and C (batch, K, N, L), each in the token order of u."""
+        batch, channels, L = u.shape
+        weight = self.x_proj_weight.to(u.dtype)
+        if channels == self.d_inner:
+            x_dbl = torch.einsum('bdl,kcd->bkcl', u, weight)
+        elif channels == self.num_routes * self.d_inner:
+            x_dbl = torch.einsum('bkdl,kcd->bkcl', u.view(batch, self.num_routes, self.d_inner, L),
+                                 weight)
+        else:
+            raise ValueError(f'{type(self).__name__}: u has {channels} channels, expected '
+                             f'{self.d_inner} (shared) or {self.num_routes * self.d_inner} (per route)')
+        dt, B, C = x_dbl.split((self.dt_rank, self.d_state, self.d_state), dim=2)
+        delta = torch.einsum('bkrl,kdr->bkdl', dt, self.dt_projs_weight.to(dt.dtype))
+        return delta.flatten(1, 2), B, C
+
+    def scan(self, u, paths: ScanPaths, z=None, out_dtype=None):
+        """One selective_scan over every route of ``paths`` (dt through softplus, states in fp32)."""
+        if paths.num_routes != self.num_routes:
+            raise ValueError(f'{type(self).__name__} holds {self.num_routes} routes, '
+                             f'paths has {paths.num_routes}: {paths.routes}')
+        delta, B, C = self.project(u)
+        return selective_scan(u, delta, -torch.exp(self.A_logs.float()), B, C, D=self.Ds.float(),
+                              z=z, delta_bias=self.dt_projs_bias.float().flatten(),
+                              delta_softplus=True, paths=paths, out_dtype=out_dtype,
+                              backend=self.scan_backend)
