@@ -18,6 +18,8 @@ from mmssm.models.backbones import SSMBackbone
 CASES = {
     'vim': (dict(type='VisionMamba', arch=dict(embed_dims=16, depth=4, d_state=4), img_size=32,
                  out_indices=(1, 3)), [(16, 16), (16, 16)]),
+    'vmamba': (dict(type='VMamba', arch=dict(embed_dims=8, depths=(1, 1, 2, 1))),
+               [(8, 4), (16, 8), (32, 16), (64, 32)]),
 }
 SIZES = [(32, 48), (33, 47), (20, 13)]
 

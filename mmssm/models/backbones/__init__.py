@@ -1,4 +1,5 @@
 from .base import SSMBackbone
 from .vim import VisionMamba
+from .vmamba import VMamba
 
-__all__ = ['SSMBackbone', 'VisionMamba']
+__all__ = ['SSMBackbone', 'VisionMamba', 'VMamba']
