@@ -20,6 +20,9 @@ CASES = {
                  out_indices=(1, 3)), [(16, 16), (16, 16)]),
     'vmamba': (dict(type='VMamba', arch=dict(embed_dims=8, depths=(1, 1, 2, 1))),
                [(8, 4), (16, 8), (32, 16), (64, 32)]),
+    'mambavision': (dict(type='MambaVision', arch=dict(embed_dims=8, stem_channels=8,
+                         depths=(1, 1, 2, 2), num_heads=(1, 1, 2, 4)), window_size=(8, 8, 4, 2)),
+                    [(8, 4), (16, 8), (32, 16), (64, 32)]),
 }
 SIZES = [(32, 48), (33, 47), (20, 13)]
 
