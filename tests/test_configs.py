@@ -12,7 +12,10 @@ CONFIGS = sorted(p for p in Path('configs').rglob('*.py') if '_base_' not in p.p
 # whole UperNet models in the Vim paper's table: (M parameters, tolerance). The official Vim-Ti
 # segmentation config (UPerHead channels 192, FCN aux head 256) counts 12.31M, 5% under the paper's
 # 13M; Vim-S counts 45.45M against 46M.
-PAPER = {'upernet_vim-ti_ade20k.py': (13, 0.06), 'upernet_vim-s_ade20k.py': (46, 0.03)}
+PAPER = {'upernet_vim-ti_ade20k.py': (13, 0.06), 'upernet_vim-s_ade20k.py': (46, 0.03),
+         # VMamba's tables: UperNet T/S/B 62M/82M/122M, Mask R-CNN T 50M
+         'upernet_vmamba-t_ade20k.py': (62, 0.03), 'upernet_vmamba-s_ade20k.py': (82, 0.03),
+         'upernet_vmamba-b_ade20k.py': (122, 0.03), 'mask-rcnn_vmamba-t_fpn_1x_coco.py': (50, 0.03)}
 # MambaVision: the official configs built with NVIDIA's own dense backbone (MM_mamba_vision) count
 # these M parameters, which ours match. The paper's tables say 55 / 84 / 126 (UperNet T / S / B) and
 # 86 / 108 / 145 (Cascade Mask R-CNN); only the S figures are reached by the released configs.
