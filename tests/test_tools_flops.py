@@ -24,3 +24,12 @@ def test_get_flops_cli():
          'configs/demo/upernet_vim-demo_synthetic-ade20k.py', '--shape', '64', '96'],
         capture_output=True, text=True, check=True).stdout
     assert re.search(r'at 64x96: [\d.]+M parameters, [\d.]+ GFLOPs', out), out
+
+
+def test_fused_attention_flops_are_counted():
+    """MambaVision's window attention: qkv and proj linears plus q k^T and attn v, 2 windows of
+    16 tokens, 32 channels in 2 heads."""
+    from mmssm.models.backbones.mambavision import WindowAttention
+    attention = WindowAttention(32, num_heads=2, qkv_bias=True).eval()
+    _, flops = count(attention, (torch.randn(2, 16, 32), ))
+    assert flops == 2 * 16 * 32 * (3 * 32 + 32) + 2 * 2 * 16 * 16 * (16 + 16)

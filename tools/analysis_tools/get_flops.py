@@ -1,11 +1,14 @@
 """Parameters and FLOPs of a config's model at an input size, the selective scan included.
 
 mmengine's jit-based counter sees the scan as one opaque autograd Function; this counts it like
-mamba_ssm does: 9 FLOPs per (batch, channel, token, state), plus the D skip and z gate.
+mamba_ssm does: 9 FLOPs per (batch, channel, token, state), plus the D skip and z gate. It has no
+count for fused attention (F.scaled_dot_product_attention) either; that is added here as two
+matrix products, in mmengine's unit of one multiply-add.
 
     python tools/analysis_tools/get_flops.py configs/upernet_vim-s_ade20k.py --shape 512 512
 """
 import argparse
+import math
 
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
@@ -23,9 +26,15 @@ def scan_flops(inputs, outputs):
     return 9 * batch * channels * length * A[1] + 2 * batch * channels * length
 
 
+def attention_flops(inputs, outputs):
+    q, k, v = (inputs[i].type().sizes() for i in range(3))  # (..., L, d), (..., S, d), (..., S, dv)
+    return math.prod(q[:-1]) * k[-2] * (q[-1] + v[-1])
+
+
 def count(module, inputs, with_scan=True):
     """(parameters, FLOPs) of ``module(*inputs)``."""
     analyzer = FlopAnalyzer(module, inputs)
+    analyzer.set_op_handle('aten::scaled_dot_product_attention', attention_flops)
     if with_scan:
         analyzer.set_op_handle(f'prim::PythonOp.{TorchScan.__name__}', scan_flops)
     analyzer.unsupported_ops_warnings(False)
