@@ -4,7 +4,7 @@ import sys
 
 import torch
 
-from mmssm.models.backbones import VisionMamba
+from mmssm.models.backbones import VisionMamba, VMamba
 from tools.analysis_tools.get_flops import count
 
 
@@ -33,3 +33,16 @@ def test_fused_attention_flops_are_counted():
     attention = WindowAttention(32, num_heads=2, qkv_bias=True).eval()
     _, flops = count(attention, (torch.randn(2, 16, 32), ))
     assert flops == 2 * 16 * 32 * (3 * 32 + 32) + 2 * 2 * 16 * 16 * (16 + 16)
+
+
+def test_cross_scan_flops_count_every_route():
+    """VMamba shares one block of tokens between its four routes: the scan is counted over the
+    4 x d_inner channels it runs (VMamba's 9*B*L*D*N with D = 4 * d_inner)."""
+    model = VMamba(arch=dict(embed_dims=8, depths=(1, 1, 1, 1))).eval()
+    image = (torch.randn(1, 3, 64, 64), )
+    _, with_scan = count(model, image)
+    _, without = count(model, image, with_scan=False)
+    # stage i: 8 * 2**i channels (ssm_ratio 1), (16 / 2**i)**2 tokens, d_state 1
+    expected = sum(9 * 4 * 8 * 2**i * (16 // 2**i)**2 + 2 * 4 * 8 * 2**i * (16 // 2**i)**2
+                   for i in range(4))
+    assert with_scan - without == expected

@@ -20,9 +20,9 @@ from mmssm_kernels.reference import TorchScan
 
 
 def scan_flops(inputs, outputs):
-    u = inputs[0].type().sizes()  # (batch, channels, L)
+    # delta carries every route's channels (u may be one block shared by the routes)
+    batch, channels, length = inputs[1].type().sizes()
     A = inputs[2].type().sizes()  # (channels, N)
-    batch, channels, length = u
     return 9 * batch * channels * length * A[1] + 2 * batch * channels * length
 
 
