@@ -68,7 +68,8 @@ def test_classification_release_loads_and_reports_the_output_norms(tmp_path, mon
     logged = []
     monkeypatch.setattr(loading, 'print_log', lambda msg, **kw: logged.append(msg))
     model = build('v2', save(tmp_path, 'cls.pth', sd))
-    assert len(logged) == 1 and 'initialised keys (6)' in logged[0] and "'outnorm0.bias'" in logged[0]
+    assert len(logged) == 1 and 'initialised keys (6)' in logged[0]
+    assert "'outnorm0.bias'" in logged[0]
     torch.testing.assert_close(model.outnorm2.weight, torch.ones(32))
     torch.testing.assert_close(model.layers[1]['blocks'][1].op.A_logs,
                                sd['layers.1.blocks.1.op.A_logs'].float())

@@ -4,7 +4,8 @@ mmssm's backbone layout, saved as {'state_dict': ...} with keys under 'backbone.
 both as ``init_cfg=dict(type='Pretrained', checkpoint=OUT, prefix='backbone.')`` and with mmengine's
 ``load_checkpoint``. Loading the release file directly works too; this saves the conversion.
 
-    python tools/model_converters/vmamba2mmssm.py vssm1_tiny_0230s_ckpt_epoch_264.pth checkpoints/vmamba-t.pth
+    python tools/model_converters/vmamba2mmssm.py vssm1_tiny_0230s_ckpt_epoch_264.pth \
+        checkpoints/vmamba-t.pth
 """
 import argparse
 from pathlib import Path

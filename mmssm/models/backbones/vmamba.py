@@ -52,7 +52,8 @@ class SS2D(SelectiveSSM):
         u, z = xz.chunk(2, dim=-1) if self.gate else (xz, None)
         u = F.silu(self.conv2d(u.transpose(1, 2).unflatten(2, hw))).flatten(2)  # (batch, d, L)
         # summed in fp32 whatever the input precision, as the release's "fp16 in, fp32 out" scan
-        y = self.out_norm(self.scan(u, ScanPaths.cross2d(hw), out_dtype=torch.float32).transpose(1, 2))
+        y = self.scan(u, ScanPaths.cross2d(hw), out_dtype=torch.float32)
+        y = self.out_norm(y.transpose(1, 2))
         if self.gate:
             y = y * F.silu(z)
         return self.out_proj(y.to(x.dtype))
@@ -160,7 +161,8 @@ class VMamba(SSMBackbone):
                              mlp_ratio=a['mlp_ratio'], drop_path=dpr[first + j])
                 for j in range(depth))
             last = i == len(self.depths) - 1
-            downsample = nn.Identity() if last else DOWNSAMPLES[a['downsample']](dim, self.dims[i + 1])
+            downsample = (nn.Identity() if last
+                          else DOWNSAMPLES[a['downsample']](dim, self.dims[i + 1]))
             self.layers.append(nn.ModuleDict(dict(blocks=blocks, downsample=downsample)))
         for i in self.out_indices:
             self.add_module(f'outnorm{i}', nn.LayerNorm(self.dims[i]))
@@ -220,7 +222,7 @@ class VMamba(SSMBackbone):
         return convert_official(state_dict)
 
 
-# ---- the VMamba release (MzeroMiko/VMamba, ``{'model': state_dict}``) -> mmssm's keys -------------
+# ---- the VMamba release (MzeroMiko/VMamba, ``{'model': state_dict}``) -> mmssm's keys ---------
 # The classification release (vssm1_tiny_0230s, vssm_small_0229, vssm_base_0229) has our keys plus
 # ``classifier.*``. The first version's files (vssmtiny_dp01) use older module names, the
 # repository's single-file model stores x_proj / dt_projs as grouped linear layers, and a dense
@@ -228,7 +230,8 @@ class VMamba(SSMBackbone):
 DROPPED_PREFIXES = ('classifier.', 'head.', 'norm.')
 RENAMED = (('patch_embed.proj.', 'patch_embed.0.'), ('patch_embed.norm.', 'patch_embed.2.'),
            ('.ln_1.', '.norm.'), ('.self_attention.', '.op.'))
-FLATTENED = (('.op.x_proj.weight', '.op.x_proj_weight'), ('.op.dt_projs.weight', '.op.dt_projs_weight'))
+FLATTENED = (('.op.x_proj.weight', '.op.x_proj_weight'),
+             ('.op.dt_projs.weight', '.op.dt_projs_weight'))
 
 
 def convert_official(state_dict):

@@ -42,7 +42,8 @@ class SelectiveSSM(nn.Module):
             dt_rank = math.ceil(d_model / 16)
         self.d_inner, self.d_state, self.dt_rank = int(d_inner), int(d_state), int(dt_rank)
         self.num_routes = K = int(num_routes)
-        self.x_proj_weight = nn.Parameter(torch.empty(K, self.dt_rank + 2 * self.d_state, self.d_inner))
+        self.x_proj_weight = nn.Parameter(
+            torch.empty(K, self.dt_rank + 2 * self.d_state, self.d_inner))
         self.dt_projs_weight = nn.Parameter(torch.empty(K, self.d_inner, self.dt_rank))
         self.dt_projs_bias = nn.Parameter(torch.empty(K, self.d_inner))
         self.A_logs = nn.Parameter(torch.empty(K * self.d_inner, self.d_state))
@@ -61,8 +62,8 @@ class SelectiveSSM(nn.Module):
         nn.init.uniform_(self.x_proj_weight, -bound, bound)
         dt_std = self.dt_rank**-0.5 * dt_scale
         nn.init.uniform_(self.dt_projs_weight, -dt_std, dt_std)
-        dt = torch.exp(torch.rand(self.num_routes, self.d_inner) * (math.log(dt_max) - math.log(dt_min))
-                       + math.log(dt_min)).clamp(min=dt_init_floor)
+        log_dt = torch.rand(self.num_routes, self.d_inner) * (math.log(dt_max) - math.log(dt_min))
+        dt = torch.exp(log_dt + math.log(dt_min)).clamp(min=dt_init_floor)
         self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         self.A_logs.copy_(torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
                           .repeat(self.num_routes * self.d_inner, 1))
@@ -80,13 +81,14 @@ class SelectiveSSM(nn.Module):
                                  weight)
         else:
             raise ValueError(f'{type(self).__name__}: u has {channels} channels, expected '
-                             f'{self.d_inner} (shared) or {self.num_routes * self.d_inner} (per route)')
+                             f'{self.d_inner} (shared) or {self.num_routes * self.d_inner} '
+                             f'(per route)')
         dt, B, C = x_dbl.split((self.dt_rank, self.d_state, self.d_state), dim=2)
         delta = torch.einsum('bkrl,kdr->bkdl', dt, self.dt_projs_weight.to(dt.dtype))
         return delta.flatten(1, 2), B, C
 
     def scan(self, u, paths: ScanPaths, z=None, out_dtype=None):
-        """One selective_scan over every route of ``paths`` (dt through softplus, states in fp32)."""
+        """One selective_scan over every route of ``paths`` (softplus dt, fp32 states)."""
         if paths.num_routes != self.num_routes:
             raise ValueError(f'{type(self).__name__} holds {self.num_routes} routes, '
                              f'paths has {paths.num_routes}: {paths.routes}')
