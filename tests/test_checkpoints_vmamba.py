@@ -4,7 +4,7 @@ tests/fixtures/vmamba_release_{v2,v0}.pth were written by the release's ``Backbo
 (MzeroMiko/VMamba, classification/models/vmamba.py, run on the CPU) with random weights (stored in
 half precision, computed from the same values in fp32): its ``state_dict`` under 'model', and its
 stage outputs for inputs drawn with torch.Generator().manual_seed(1) at each of 'sizes'.
-The command that made them is in the VMamba section of the README.
+tools/analysis_tools/vmamba_release_outputs.py made them (the command is in its docstring).
 """
 import re
 from pathlib import Path
