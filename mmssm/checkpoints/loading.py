@@ -7,8 +7,7 @@ that do not fit.
 """
 import os
 
-from mmengine.runner import CheckpointLoader
-
+from .reading import read_checkpoint
 from .vim import adapt_vim_state_dict, convert_official_vim, is_official_vim
 
 # per backbone class: (is the dict in the official layout, convert it, fit it to the model)
@@ -24,7 +23,7 @@ def read_state_dict(path, prefix=None):
     if '://' not in str(path) and not os.path.isfile(path):
         raise FileNotFoundError(f'pretrained checkpoint {path} not found: download the official '
                                 f'weights to that path, or set model.backbone.init_cfg=None')
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    ckpt = read_checkpoint(path)
     for wrapper in ('model', 'state_dict', 'module'):
         if isinstance(ckpt, dict) and isinstance(ckpt.get(wrapper), dict):
             ckpt = ckpt[wrapper]
