@@ -29,8 +29,9 @@ class Augmented:
 def stream(num_workers, skip=0, count=8):
     sampler = SeededInfiniteSampler(Augmented(), seed=3)
     sampler.skip(skip)
+    # a generator of its own, as ExactResumeHook gives the Runner's loaders
     loader = DataLoader(sampler.dataset, batch_size=2, sampler=sampler, num_workers=num_workers,
-                        collate_fn=list)
+                        collate_fn=list, generator=torch.Generator())
     batches = iter(loader)
     return [next(batches) for _ in range(count)]
 
@@ -43,7 +44,7 @@ def test_augmentation_draws_depend_on_position_only():
     assert len({draw for batch in uninterrupted for _, draw, _, _ in batch}) == 16
 
 
-def test_model_random_state_is_left_alone():
+def test_main_process_random_state_is_left_alone():
     torch.manual_seed(0)
     expected = torch.rand(()).item()
     torch.manual_seed(0)

@@ -25,7 +25,9 @@ TRUST_HINT = (f'If you trust the file and where it came from, load it anyway wit
 def _history_buffer_method(owner, name):
     """The one ``getattr`` a checkpoint may call: mmengine's HistoryBuffer pickles its statistics
     methods as ``getattr(HistoryBuffer, 'mean')``. A free getattr would reach any attribute."""
-    if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # the class registers its built-in statistics only when a first buffer is made
+    statistics = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if owner is HistoryBuffer and name in statistics:
         return getattr(owner, name)
     raise pickle.UnpicklingError(f'Unsupported getattr({owner!r}, {name!r}) in a checkpoint')
 
