@@ -162,3 +162,24 @@ def test_missing_config_file_is_one_line(tmp_path):
                      work_dir=None)
     with pytest.raises(SystemExit, match=f'^error: config file not found: {tmp_path}/nope.py$'):
         load_config(args)
+
+
+def test_test_image_smaller_than_the_pyramid_needs_is_padded():
+    """15x17 pixels is 1x2 patches, too few for the pyramid's stride-32 max-pool: the data
+    preprocessor pads test images to a multiple of 32 and the prediction is cropped back."""
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(SEG_CONFIG)
+    cfg.model.backbone.arch.embed_dims = 32
+    cfg.model.neck.embed_dim = 32
+    cfg.model.decode_head.update(in_channels=[32] * 4, channels=32)
+    cfg.model.pop('auxiliary_head')
+    model = MODELS.build(cfg.model).eval()
+    sample = SegDataSample(metainfo=dict(img_shape=(15, 17), ori_shape=(15, 17)))
+    image = torch.randint(0, 256, (3, 15, 17), dtype=torch.uint8)
+    with torch.no_grad():
+        prediction = model.test_step(dict(inputs=[image], data_samples=[sample]))[0]
+    assert prediction.pred_sem_seg.data.shape == (1, 15, 17)
