@@ -10,7 +10,7 @@ from tools.model_converters import vim2mmssm
 
 
 class Payload:
-    """Unpickling it writes ``marker``: what a malicious checkpoint would do with a shell command."""
+    """Unpickling it writes ``marker``, as a malicious checkpoint would run a shell command."""
 
     def __init__(self, marker):
         self.marker = str(marker)

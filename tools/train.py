@@ -4,7 +4,8 @@ import sys
 
 import torch
 
-from mmssm.apis import build_runner, load_config, parse_args, resume_checkpoint, user_errors_reported
+from mmssm.apis import (build_runner, load_config, parse_args, resume_checkpoint,
+                        user_errors_reported)
 
 
 def main():
