@@ -65,3 +65,11 @@ def test_one_line_errors_before_anything_is_built(tmp_path):
                                "has no key 'optim_wraper'; did you mean 'optim_wrapper'?")
     out = run(tmp_path, *TRAIN[:2], tmp_path / 'missing.py', ok=False)
     assert error_line(out) == f'error: config file not found: {tmp_path}/missing.py'
+
+
+def test_optimizer_typo_stops_before_training(tmp_path):
+    data(tmp_path)
+    out = run(tmp_path, *TRAIN, '--work-dir', tmp_path / 'work', '--cfg-options',
+              'optim_wrapper.optimizer.lrr=0.1', *IN_PROCESS_DATA, ok=False)
+    assert "error: optim_wrapper: " in error_line(out) and "'lrr'" in error_line(out)
+    assert 'Iter(train)' not in out

@@ -175,5 +175,8 @@ def build_runner(cfg, loaders):
         check_checkpoint_hook(runner)
         # built now (Runner.train keeps a built one), so that a wrong optimizer setting stops the
         # run before any data is loaded
-        runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+        try:
+            runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+        except (TypeError, KeyError) as error:  # an argument or type the optimizer does not have
+            raise ConfigError(f'optim_wrapper: {error}') from error
     return runner
