@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mmengine.fileio import get_file_backend
 from torch.utils.data import DataLoader
 
 from mmssm.apis import resume_checkpoint
@@ -64,12 +63,22 @@ def test_resume_skips_an_unreadable_last_checkpoint(tmp_path, caplog):
         resume_checkpoint(str(tmp_path))
 
 
-def test_checkpoints_are_written_whole(tmp_path):
+def test_checkpoints_are_written_whole(tmp_path, monkeypatch):
+    """mmengine's save_checkpoint (what the Runner's CheckpointHook calls): a write that fails
+    half-way leaves neither a truncated file nor a temporary one."""
+    from mmengine.runner.checkpoint import save_checkpoint
     path = tmp_path / 'work' / 'iter_1.pth'
-    backend = get_file_backend(str(path))
-    backend.put(b'x' * 100, str(path))
-    assert path.read_bytes() == b'x' * 100
-    assert os.listdir(path.parent) == ['iter_1.pth']
+    save_checkpoint({'state_dict': {'w': torch.ones(3)}}, str(path))
+    assert read_checkpoint(path)['state_dict']['w'].tolist() == [1, 1, 1]
+
+    def killed(fd):
+        raise OSError('killed while saving')
+
+    monkeypatch.setattr(os, 'fsync', killed)
+    with pytest.raises(OSError):
+        save_checkpoint({'state_dict': {'w': torch.zeros(3)}}, str(tmp_path / 'work/iter_2.pth'))
+    assert sorted(os.listdir(path.parent)) == ['iter_1.pth']
+    assert read_checkpoint(path)['state_dict']['w'].tolist() == [1, 1, 1]
 
 
 def test_resumed_training_is_bit_identical(tmp_path):
