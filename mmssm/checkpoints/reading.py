@@ -10,6 +10,7 @@ A file that needs more than weights stops with its name and how to opt in for a 
 import os
 import os.path as osp
 import pickle
+import re
 
 import numpy as np
 import torch
@@ -57,11 +58,11 @@ def trusted():
 
 
 def _unsafe_globals(path):
-    """The non-allowed globals a zip-format checkpoint names, or None for a file that is not one."""
+    """The non-allowed globals a zip-format checkpoint names (none for another file)."""
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # not a zip checkpoint: truncated, text, ...
-        return None
+    except Exception:  # not a zip checkpoint: legacy format, ...
+        return []
     allowed = {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
                for g in SAFE_GLOBALS}
     return [n for n in names if n not in allowed]
@@ -87,19 +88,21 @@ def load_from_local_weights_only(path, map_location=None):
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        unsafe = _unsafe_globals(path)
-        if unsafe:
+        message = str(error)
+        refused = re.search(r'Unsupported global: GLOBAL (\S+)', message)
+        if refused:
+            names = _unsafe_globals(path) or [refused.group(1)]  # a legacy file: the first one
             raise CheckpointError(
                 f'refusing to load checkpoint {path}: besides weights it holds Python objects '
-                f'({", ".join(unsafe[:5])}) whose unpickling can run code from the file. '
+                f'({", ".join(names[:5])}) whose unpickling can run code from the file. '
                 f'{TRUST_HINT}.') from None
-        if unsafe is not None:  # a checkpoint, with a type the weights-only unpickler refuses
-            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-            reason = next((line for line in lines if line.startswith(('Can only', 'Unsupported'))),
-                          lines[0])
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        reason = next((line for line in lines if line.startswith(('Can only', 'Unsupported'))),
+                      lines[0])
+        # an object the weights-only unpickler will not build; not bytes that are no pickle
+        if reason.startswith(('Can only', 'Unsupported')) and 'operand' not in reason:
             raise CheckpointError(f'cannot load checkpoint {path} weights-only: {reason}. '
                                   f'{TRUST_HINT}.') from None
-        reason = str(error).strip().splitlines()[0]
     except Exception as error:  # torch.load reads nothing but the file: the file is at fault
         reason = f'{type(error).__name__}: {str(error).strip().splitlines()[0]}'
     raise CheckpointError(f'cannot read checkpoint {path}: it is truncated, damaged or not a '
