@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from mmssm.apis import resume_checkpoint
 from mmssm.checkpoints import CheckpointError, read_checkpoint
-from mmssm.datasets import SeededInfiniteSampler
+from mmssm.datasets import SeededDefaultSampler, SeededInfiniteSampler
 from test_tools_e2e import IN_PROCESS_DATA, REPO, SEG_CONFIG, run
 
 
@@ -41,6 +41,25 @@ def test_augmentation_draws_depend_on_position_only():
     assert stream(num_workers=2, skip=6, count=5) == uninterrupted[3:]
     # and the draws differ from sample to sample
     assert len({draw for batch in uninterrupted for _, draw, _, _ in batch}) == 16
+
+
+def epochs(first, last, num_workers):
+    """Epochs ``first..last`` of an epoch-based run (a resumed one starts at ``first``)."""
+    sampler = SeededDefaultSampler(Augmented(), shuffle=True, seed=3)
+    loader = DataLoader(sampler.dataset, batch_size=2, sampler=sampler, num_workers=num_workers,
+                        collate_fn=list, generator=torch.Generator(), persistent_workers=False)
+    out = []
+    for epoch in range(first, last + 1):
+        sampler.set_epoch(epoch)  # what DistSamplerSeedHook does
+        out.append(list(loader))
+    return out
+
+
+def test_epoch_based_draws_depend_on_position_only():
+    uninterrupted = epochs(0, 2, num_workers=0)
+    assert epochs(0, 2, num_workers=2) == uninterrupted
+    assert epochs(2, 2, num_workers=2) == uninterrupted[2:]
+    assert uninterrupted[1] != uninterrupted[2]
 
 
 def test_main_process_random_state_is_left_alone():
