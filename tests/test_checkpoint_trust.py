@@ -108,6 +108,16 @@ def test_getattr_is_allowed_only_for_history_buffers(tmp_path, monkeypatch):
         read_checkpoint(path)
 
 
+def test_deit_style_training_file_loads(tmp_path, monkeypatch):
+    """hustvl/Vim's main.py saves model, optimizer, schedule and its argparse arguments."""
+    import argparse
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path = tmp_path / 'vim_t.pth'
+    torch.save({'model': {'w': torch.ones(2)}, 'epoch': 299, 'optimizer': {'state': {}},
+                'args': argparse.Namespace(model='vim_tiny', lr=5e-4, drop_path=0.0)}, path)
+    assert read_checkpoint(path)['args'].model == 'vim_tiny'
+
+
 @pytest.mark.parametrize('content', [b'', b'not a checkpoint\n', 'truncated'])
 def test_unreadable_files_are_named(tmp_path, content, monkeypatch):
     monkeypatch.delenv(TRUST_ENV, raising=False)

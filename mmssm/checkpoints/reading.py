@@ -7,6 +7,7 @@ then silently retries without it. Every checkpoint mmssm reads (``init_cfg`` Pre
 :func:`read_checkpoint` instead: importing this module makes it mmengine's loader for local files.
 A file that needs more than weights stops with its name and how to opt in for a trusted file.
 """
+import argparse
 import os
 import os.path as osp
 import pickle
@@ -34,8 +35,10 @@ def _history_buffer_method(owner, name):
 
 
 # What mmengine's own checkpoints hold besides tensors and containers: the message hub's
-# HistoryBuffer (numpy arrays inside) and numpy scalars in its runtime info.
+# HistoryBuffer (numpy arrays inside) and numpy scalars in its runtime info; and the training
+# script's arguments that DeiT-style scripts (hustvl/Vim's main.py among them) save as 'args'.
 SAFE_GLOBALS = [
+    argparse.Namespace,
     HistoryBuffer,
     (_history_buffer_method, 'builtins.getattr'),
     np.ndarray,
