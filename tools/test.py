@@ -3,7 +3,7 @@ are logged, and saved as JSON in the work dir."""
 import argparse
 import os.path as osp
 
-from mmssm.apis import build_runner, load_config, parse_args, task_of
+from mmssm.apis import build_runner, load_config, parse_args, task_of, user_errors_reported
 
 
 def save_predictions(cfg, show_dir=None, out=None):
@@ -36,7 +36,8 @@ def main():
     cfg = load_config(args)
     cfg.load_from = args.checkpoint
     save_predictions(cfg, args.show_dir, args.out)
-    build_runner(cfg, ['test_dataloader']).test()
+    with user_errors_reported():
+        build_runner(cfg, ['test_dataloader']).test()
 
 
 if __name__ == '__main__':

@@ -2,7 +2,10 @@
 import argparse
 import sys
 
-from mmssm.apis import build_runner, load_config, parse_args
+import torch
+
+from mmssm.apis import (build_runner, load_config, parse_args, resume_checkpoint,
+                        user_errors_reported)
 
 
 def main():
@@ -19,18 +22,21 @@ def main():
     cfg = load_config(args)
 
     if args.amp:
+        if not torch.cuda.is_available():
+            sys.exit('error: --amp (mixed precision with a loss scaler) needs a GPU, and none '
+                     'is visible: train without --amp on the CPU')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             sys.exit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
-    if args.resume:
-        cfg.resume = True
-        # without load_from the Runner picks the latest checkpoint in the work dir
-        cfg.load_from = None if args.resume == 'auto' else args.resume
-
-    build_runner(cfg, ['train_dataloader', 'val_dataloader']).train()
+    with user_errors_reported():
+        if args.resume:
+            cfg.resume = True
+            cfg.load_from = (resume_checkpoint(cfg.work_dir) if args.resume == 'auto' else
+                             args.resume)
+        build_runner(cfg, ['train_dataloader', 'val_dataloader']).train()
 
 
 if __name__ == '__main__':

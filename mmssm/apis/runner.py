@@ -1,5 +1,7 @@
 """What tools/train.py and tools/test.py share: the common command-line options, the config with
 those applied, and an mmengine Runner for the config's task (mmseg or mmdet, from default_scope)."""
+import contextlib
+import datetime
 import importlib
 import os
 import os.path as osp
@@ -9,7 +11,16 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from .data_check import check_data, check_weights
+from mmssm.checkpoints import TRUST_ENV, CheckpointError
+from mmssm.datasets import SEEDED_SAMPLERS
+from mmssm.datasets.checks import DataError
+
+from .config_check import ConfigError, check_checkpoint_hook, check_options
+from .data_check import check_data, check_samples, check_weights, leaf_datasets
+from .distributed import COLLECTIVE_TIMEOUT_S, silent_ranks, watch_ranks
+
+# errors in what the user fed the tool: reported as one line, without a traceback
+USER_ERRORS = (CheckpointError, ConfigError, DataError)
 
 TASKS = ('mmseg', 'mmdet')
 
@@ -21,12 +32,40 @@ def parse_args(parser):
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (nested keys with dots, lists as "[a,b]")')
+    parser.add_argument(
+        '--trust-checkpoints', action='store_true',
+        help='load checkpoints that hold Python objects besides weights (unpickling them can run '
+        'code from the file): only for files you trust')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     # torch.distributed.launch passes --local-rank (torch >= 2) or --local_rank; torchrun neither
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.trust_checkpoints:
+        os.environ[TRUST_ENV] = '1'
     return args
+
+
+@contextlib.contextmanager
+def user_errors_reported():
+    """Turns an error in the user's input, or a rank that stopped answering, into one line and
+    exit code 1. An error raised in a data-loader worker comes back with the worker's traceback in
+    its message: only its last line is shown."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        message = str(error)
+        if 'Traceback' in message:
+            message = message.strip().splitlines()[-1].split(': ', 1)[-1]
+        sys.exit(f'error: {message}')
+    except RuntimeError as error:
+        ranks = silent_ranks(error)
+        if ranks is None:
+            raise
+        names = f'rank{"s" * (len(ranks) > 1)} {", ".join(map(str, ranks))}'
+        sys.exit(f'error: {names} stopped answering: a collective got no reply within the '
+                 f'timeout (env_cfg.dist_cfg.timeout, seconds). Is that process stopped, hung or '
+                 f'out of memory? Its log shows where it was')
 
 
 def task_of(cfg):
@@ -38,9 +77,15 @@ def task_of(cfg):
 
 def load_config(args):
     """The config file with --cfg-options, --work-dir and --launcher applied."""
+    if not osp.isfile(args.config):
+        sys.exit(f'error: config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
+        try:
+            check_options(cfg, args.cfg_options)
+        except ConfigError as error:
+            sys.exit(f'error: {error}')
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
@@ -69,7 +114,8 @@ def _setup_cpu_distributed(cfg):
     if cfg.launcher != 'pytorch':
         sys.exit('error: without a GPU only --launcher pytorch (torchrun, tools/dist_*.sh) works')
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group('gloo')
+        timeout = datetime.timedelta(seconds=cfg.env_cfg.dist_cfg.timeout)
+        torch.distributed.init_process_group('gloo', timeout=timeout)
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
@@ -77,16 +123,60 @@ def _setup_cpu_distributed(cfg):
     _sync_bn_to_bn(cfg.model)
 
 
+def _check_segmentation_labels(cfg, loaders):
+    """Puts CheckSegAnnotation after each LoadAnnotations of the loaders' pipelines."""
+    head = cfg.model.get('decode_head') or {}
+    head = head[-1] if isinstance(head, (list, tuple)) else head
+    check = dict(type='CheckSegAnnotation', num_classes=head.get('num_classes'),
+                 ignore_index=head.get('ignore_index', 255))
+    for loader in loaders:
+        for leaf in leaf_datasets(cfg[loader]['dataset']) if cfg.get(loader) else []:
+            pipeline = leaf.get('pipeline') or []
+            types = [step.get('type') for step in pipeline]
+            if 'LoadAnnotations' in types and 'CheckSegAnnotation' not in types:
+                pipeline.insert(types.index('LoadAnnotations') + 1, check)
+
+
 def build_runner(cfg, loaders):
-    """The Runner for ``cfg``, after checking that the data of ``loaders`` and the checkpoints
-    it loads are there."""
+    """The Runner for ``cfg``, after checking that the data of ``loaders`` (and the checkpoints
+    it loads) are there and whole; a run without training never reads the backbone's pretrained
+    file. Its segmentation pipelines check each label map as it loads, its checkpoints are checked
+    against the model before loading, a resumed training continues exactly, and its hooks and
+    optimizer are built and checked before it returns."""
+    training = 'train_dataloader' in loaders
     try:
         check_data(cfg, loaders)
-        check_weights(cfg)
-    except FileNotFoundError as error:
+        check_weights(cfg, pretrained=training)
+        check_samples(cfg, loaders)
+    except (FileNotFoundError, DataError) as error:
         sys.exit(f'error: {error}')
-    if cfg.launcher != 'none' and not torch.cuda.is_available():
-        _setup_cpu_distributed(cfg)
+    if task_of(cfg) == 'mmseg':
+        _check_segmentation_labels(cfg, loaders)
+    # testing and resuming need every tensor of the model; fine-tuning most of them
+    hooks = [dict(type='CheckpointFitHook', strict=not training or bool(cfg.get('resume')))]
+    if training:
+        hooks.append(dict(type='ExactResumeHook'))
+        sampler = cfg.train_dataloader.get('sampler') or {}
+        seeded = SEEDED_SAMPLERS.get(str(sampler.get('type')).replace('mmengine.', ''))
+        if seeded:
+            sampler['type'] = seeded
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + hooks
+    if cfg.launcher != 'none':
+        # torch's default (30 min) leaves a run blocked by a stopped rank silent for that long
+        cfg.env_cfg.setdefault('dist_cfg', {}).setdefault('timeout', COLLECTIVE_TIMEOUT_S)
+        if not torch.cuda.is_available():
+            _setup_cpu_distributed(cfg)
     if 'runner_type' in cfg:
-        return importlib.import_module(f'{task_of(cfg)}.registry').RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = importlib.import_module(f'{task_of(cfg)}.registry').RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    watch_ranks()
+    if training:
+        check_checkpoint_hook(runner)
+        # built now (Runner.train keeps a built one), so that a wrong optimizer setting stops the
+        # run before any data is loaded
+        try:
+            runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+        except (TypeError, KeyError) as error:  # an argument or type the optimizer does not have
+            raise ConfigError(f'optim_wrapper: {error}') from error
+    return runner

@@ -10,7 +10,8 @@ import fnmatch
 import os
 
 from mmengine.logging import print_log
-from mmengine.runner import CheckpointLoader
+
+from .reading import read_checkpoint
 
 SHOWN = 8
 
@@ -21,7 +22,7 @@ def read_state_dict(path, prefix=None):
     if '://' not in str(path) and not os.path.isfile(path):
         raise FileNotFoundError(f'pretrained checkpoint {path} not found: download the official '
                                 f'weights to that path, or set model.backbone.init_cfg=None')
-    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    ckpt = read_checkpoint(path)
     for wrapper in ('model', 'state_dict', 'module'):
         if isinstance(ckpt, dict) and isinstance(ckpt.get(wrapper), dict):
             ckpt = ckpt[wrapper]
@@ -37,24 +38,33 @@ def _listed(what, keys):
     return f'{what} ({len(keys)}): {keys[:SHOWN]}{" ..." if len(keys) > SHOWN else ""}'
 
 
+def describe_fit(state_dict, expected, may_lack=()):
+    """How ``state_dict`` fits the ``expected`` one (a model's): (number of expected tensors found
+    with their shape, the expected keys the file lacks but that match a ``may_lack`` pattern, the
+    list of what does not fit: missing, unexpected and mis-shaped keys)."""
+    missing = sorted(set(expected) - set(state_dict))
+    own = [k for k in missing if any(fnmatch.fnmatchcase(k, p) for p in may_lack)]
+    missing = [k for k in missing if k not in own]
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong_shape = sorted(
+        f'{k}: file {tuple(getattr(state_dict[k], "shape", ()))} vs model {tuple(v.shape)}'
+        for k, v in expected.items()
+        if k in state_dict and tuple(getattr(state_dict[k], 'shape', ())) != tuple(v.shape))
+    found = len(expected) - len(missing) - len(own) - len(wrong_shape)
+    problems = [_listed(what, keys) for what, keys in (
+        ('missing keys', missing), ('unexpected keys', unexpected),
+        ('shape mismatches', wrong_shape)) if keys]
+    return found, own, problems
+
+
 def load_state_dict_strict(model, state_dict, source, may_lack=()):
     """Loads ``state_dict`` into ``model`` when it fits exactly, else raises naming the keys.
 
     ``may_lack``: fnmatch patterns of keys the model initialises itself when the file lacks them
     (e.g. a dense model's output norms, absent from a classification checkpoint); they are
     reported once, as newly initialised."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    own = [k for k in missing if any(fnmatch.fnmatchcase(k, p) for p in may_lack)]
-    missing = [k for k in missing if k not in own]
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong_shape = sorted(f'{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}'
-                         for k, v in expected.items()
-                         if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape))
-    if missing or unexpected or wrong_shape:
-        problems = [_listed(what, keys) for what, keys in (
-            ('missing keys', missing), ('unexpected keys', unexpected),
-            ('shape mismatches', wrong_shape)) if keys]
+    _, own, problems = describe_fit(state_dict, model.state_dict(), may_lack)
+    if problems:
         raise ValueError(f'{source} does not fit this {type(model).__name__} (arch '
                          f'{getattr(model, "arch", "?")}): ' + '; '.join(problems)
                          + '. Is it a checkpoint of this model family and size?')

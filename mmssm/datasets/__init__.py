@@ -1,1 +1,7 @@
-"""Data sets for the demo and the tests; see ``mmssm.datasets.synthetic`` (also a CLI)."""
+"""Data sets for the demo and the tests (``mmssm.datasets.synthetic``, also a CLI), and the samplers
+that make augmentation independent of workers and resumes."""
+from .checks import CheckSegAnnotation, DataError
+from .seeded_sampling import SEEDED_SAMPLERS, SeededDefaultSampler, SeededInfiniteSampler
+
+__all__ = ['CheckSegAnnotation', 'DataError', 'SEEDED_SAMPLERS', 'SeededDefaultSampler',
+           'SeededInfiniteSampler']

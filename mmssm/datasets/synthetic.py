@@ -9,6 +9,7 @@ few hundred iterations. Images depend only on (seed, split, index), never on how
 """
 import argparse
 import json
+import os
 import os.path as osp
 from pathlib import Path
 
@@ -35,6 +36,8 @@ COCO_CATEGORIES = (
 )
 SPLITS = {'ade20k': ('training', 'validation'), 'coco': ('train2017', 'val2017')}
 _DONE = '.complete'
+# written before anything else: the folder is this generator's to (over)write
+_MADE = '.mmssm-synthetic'
 
 
 def _texture(kind, colour, size, rng):
@@ -166,12 +169,21 @@ def make_coco(out, num_train=120, num_val=24, size=256, seed=0):
 MAKERS = {'ade20k': make_ade20k, 'coco': make_coco}
 
 
-def make(kind, out, **kwargs):
+def make(kind, out, force=False, **kwargs):
     """Generates the data set unless a complete one is already in ``out``; returns whether it
-    generated. The marker is written last, so an interrupted run is redone."""
+    generated. The completion marker is written last, so an interrupted run is redone. A non-empty
+    folder the generator did not make (real data, perhaps) is refused unless ``force``."""
     done = osp.join(out, _DONE)
     if osp.exists(done):
         return False
+    if osp.isdir(out) and os.listdir(out) and not osp.exists(osp.join(out, _MADE)) and not force:
+        raise FileExistsError(
+            f'{out} is not empty and was not made by this generator: writing the synthetic data '
+            f'there would overwrite what it holds (a real data set?). Choose a new folder, e.g. '
+            f'--out data/synthetic_{kind}, or pass --force to write into it anyway')
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, _MADE), 'w'):
+        pass
     MAKERS[kind](out, **kwargs)
     with open(done, 'w') as f:
         json.dump(dict(kind=kind, **kwargs), f)
@@ -186,9 +198,15 @@ def main(argv=None):
     parser.add_argument('--num-val', type=int, help='validation images')
     parser.add_argument('--size', type=int, help='image side in pixels')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--force', action='store_true',
+                        help='write into a non-empty folder that this generator did not make')
     args = parser.parse_args(argv)
     options = {k: v for k, v in vars(args).items() if k not in ('kind', 'out') and v is not None}
-    if make(args.kind, args.out, **options):
+    try:
+        made = make(args.kind, args.out, **options)
+    except FileExistsError as error:
+        raise SystemExit(f'error: {error}') from None
+    if made:
         print(f'Wrote a synthetic {args.kind} data set to {args.out}')
     else:
         print(f'{args.out} already holds a synthetic data set (delete it to regenerate)')

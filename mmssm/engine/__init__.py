@@ -1,3 +1,6 @@
+from . import atomic_files  # noqa: F401 (makes mmengine's local writes atomic)
+from .checkpoint_fit import CheckpointFitHook
+from .exact_resume import ExactResumeHook
 from .layer_decay import LayerDecayOptimWrapperConstructor
 
-__all__ = ['LayerDecayOptimWrapperConstructor']
+__all__ = ['CheckpointFitHook', 'ExactResumeHook', 'LayerDecayOptimWrapperConstructor']

@@ -6,11 +6,12 @@ backbone layout, saved as {'state_dict': ...} with keys under 'backbone.' so tha
     python tools/model_converters/vim2mmssm.py vim_t_midclstok_76p1acc.pth checkpoints/vim-ti.pth
 """
 import argparse
+import os
 from pathlib import Path
 
 import torch
 
-from mmssm.checkpoints import read_state_dict
+from mmssm.checkpoints import TRUST_ENV, CheckpointError, read_state_dict
 from mmssm.models.backbones.vim import convert_official, is_official
 
 
@@ -18,8 +19,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='official Vim checkpoint')
     parser.add_argument('dst', help='output path')
+    parser.add_argument(
+        '--trust-checkpoints', action='store_true',
+        help='read a source file that holds Python objects besides weights (unpickling them can '
+        'run code from the file): only for a file you trust')
     args = parser.parse_args(argv)
-    state_dict = read_state_dict(args.src)
+    if args.trust_checkpoints:
+        os.environ[TRUST_ENV] = '1'
+    try:
+        state_dict = read_state_dict(args.src)
+    except CheckpointError as error:
+        raise SystemExit(f'error: {error}') from None
     if not is_official(state_dict):
         raise SystemExit(f'{args.src}: no patch_embed.proj.weight key, so not an official Vim '
                          f'checkpoint (first keys: {list(state_dict)[:5]})')

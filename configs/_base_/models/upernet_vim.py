@@ -8,7 +8,10 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+    # test images are padded too, to whole stride-32 cells: the pyramid max-pools the stride-16
+    # grid, which needs at least 2x2 patches (a 15x17 image would have 1x2)
+    test_cfg=dict(size_divisor=32))
 embed_dims = 192
 model = dict(
     type='EncoderDecoder',

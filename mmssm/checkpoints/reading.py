@@ -1,0 +1,116 @@
+"""Reading checkpoint files without running code from them.
+
+``torch.load`` unpickles: a file can make it call any Python function. With ``weights_only=True``
+it only builds tensors, containers and the types allowed below; mmengine's loader tries that and
+then silently retries without it. Every checkpoint mmssm reads (``init_cfg`` Pretrained,
+``load_from``, ``--resume``, tools/test.py, the model converters) goes through
+:func:`read_checkpoint` instead: importing this module makes it mmengine's loader for local files.
+A file that needs more than weights stops with its name and how to opt in for a trusted file.
+"""
+import argparse
+import os
+import os.path as osp
+import pickle
+import re
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner import CheckpointLoader
+
+TRUST_ENV = 'MMSSM_TRUST_CHECKPOINTS'
+TRUST_HINT = (f'If you trust the file and where it came from, load it anyway with '
+              f'--trust-checkpoints (tools/train.py, tools/test.py, the model converters) or '
+              f'{TRUST_ENV}=1 in the environment')
+
+
+def _history_buffer_method(owner, name):
+    """The one ``getattr`` a checkpoint may call: mmengine's HistoryBuffer pickles its statistics
+    methods as ``getattr(HistoryBuffer, 'mean')``. A free getattr would reach any attribute."""
+    # the class registers its built-in statistics only when a first buffer is made
+    statistics = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if owner is HistoryBuffer and name in statistics:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(f'Unsupported getattr({owner!r}, {name!r}) in a checkpoint')
+
+
+# What mmengine's own checkpoints hold besides tensors and containers: the message hub's
+# HistoryBuffer (numpy arrays inside) and numpy scalars in its runtime info; and the training
+# script's arguments that DeiT-style scripts (hustvl/Vim's main.py among them) save as 'args'.
+SAFE_GLOBALS = [
+    argparse.Namespace,
+    HistoryBuffer,
+    (_history_buffer_method, 'builtins.getattr'),
+    np.ndarray,
+    np.dtype,
+    np._core.multiarray._reconstruct,
+    np._core.multiarray.scalar,
+    # the dtype classes numpy arrays and scalars are rebuilt with
+    *{type(np.dtype(t)) for t in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                  np.uint16, np.uint32, np.uint64, np.float16, np.float32,
+                                  np.float64)},
+]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read, or that would need code to be read."""
+
+
+def trusted():
+    return os.environ.get(TRUST_ENV, '') not in ('', '0')
+
+
+def _unsafe_globals(path):
+    """The non-allowed globals a zip-format checkpoint names (none for another file)."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint: legacy format, ...
+        return []
+    allowed = {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
+               for g in SAFE_GLOBALS}
+    return [n for n in names if n not in allowed]
+
+
+def read_checkpoint(path, map_location='cpu'):
+    """The object in checkpoint ``path``: a local file, or a URL-like path for mmengine's other
+    schemes (http://, s3://, ...)."""
+    return CheckpointLoader.load_checkpoint(str(path), map_location)
+
+
+def load_from_local_weights_only(path, map_location=None):
+    """A local checkpoint file loaded weights-only (tensors, containers, numbers, strings and the
+    few mmengine/numpy types of SAFE_GLOBALS) unless the user trusts it."""
+    path = osp.expanduser(path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    if osp.getsize(path) == 0:
+        raise CheckpointError(f'cannot read checkpoint {path}: the file is empty (0 bytes)')
+    if trusted():
+        return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        message = str(error)
+        refused = re.search(r'Unsupported global: GLOBAL (\S+)', message)
+        if refused:
+            names = _unsafe_globals(path) or [refused.group(1)]  # a legacy file: the first one
+            raise CheckpointError(
+                f'refusing to load checkpoint {path}: besides weights it holds Python objects '
+                f'({", ".join(names[:5])}) whose unpickling can run code from the file. '
+                f'{TRUST_HINT}.') from None
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        reason = next((line for line in lines if line.startswith(('Can only', 'Unsupported'))),
+                      lines[0])
+        # an object the weights-only unpickler will not build; not bytes that are no pickle
+        if reason.startswith(('Can only', 'Unsupported')) and 'operand' not in reason:
+            raise CheckpointError(f'cannot load checkpoint {path} weights-only: {reason}. '
+                                  f'{TRUST_HINT}.') from None
+    except Exception as error:  # torch.load reads nothing but the file: the file is at fault
+        reason = f'{type(error).__name__}: {str(error).strip().splitlines()[0]}'
+    raise CheckpointError(f'cannot read checkpoint {path}: it is truncated, damaged or not a '
+                          f'PyTorch checkpoint ({reason})')
+
+
+# mmengine's Runner (load_from, resume) and its Pretrained init read local files through this
+CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_weights_only, force=True)
