@@ -70,12 +70,18 @@ def test_fine_tuning_accepts_a_new_head_but_not_a_stranger(caplog):
         CheckpointFitHook(strict=False).after_load_checkpoint(runner(), head_only)
 
 
-def test_official_backbone_file_is_pointed_to_init_cfg():
-    official = {'model': {'patch_embed.proj.weight': torch.zeros(1), 'head.weight': torch.zeros(1)}}
-    with pytest.raises(CheckpointError, match=r"vim_t.pth is an official Vim backbone checkpoint "
-                                              r".*model.backbone.init_cfg=dict\(type='Pretrained', "
-                                              r"checkpoint='vim_t.pth'\)"):
-        CheckpointFitHook(strict=False).after_load_checkpoint(runner('vim_t.pth'), official)
+def test_official_backbone_file_is_pointed_to_init_cfg(tmp_path):
+    from test_checkpoints_vim import build, official_file
+
+    model = nn.Module()
+    model.backbone = build(img_size=64, with_cls_token=True)
+    official = torch.load(official_file(tmp_path, model.backbone), weights_only=True)
+    hook_runner = SimpleNamespace(model=model, _load_from='vim_t.pth',
+                                  logger=logging.getLogger('test_checkpoint_fit'))
+    with pytest.raises(CheckpointError, match=r"vim_t.pth is a backbone checkpoint \(an official "
+                                              r"release\).*model.backbone.init_cfg=dict\("
+                                              r"type='Pretrained', checkpoint='vim_t.pth'\)"):
+        CheckpointFitHook(strict=False).after_load_checkpoint(hook_runner, official)
 
 
 def test_testing_a_paper_config_does_not_need_the_imagenet_file(tmp_path):
