@@ -6,12 +6,11 @@ backbone layout, saved as {'state_dict': ...} with keys under 'backbone.' so tha
     python tools/model_converters/vim2mmssm.py vim_t_midclstok_76p1acc.pth checkpoints/vim-ti.pth
 """
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
-from mmssm.checkpoints import (TRUST_ENV, CheckpointError, convert_official_vim,
+from mmssm.checkpoints import (CheckpointError, add_trust_option, convert_official_vim,
                                is_official_vim, read_state_dict)
 
 
@@ -19,13 +18,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='official Vim checkpoint')
     parser.add_argument('dst', help='output path')
-    parser.add_argument(
-        '--trust-checkpoints', action='store_true',
-        help='read a source file that holds Python objects besides weights (unpickling them can '
-        'run code from the file): only for a file you trust')
+    add_trust_option(parser)
     args = parser.parse_args(argv)
-    if args.trust_checkpoints:
-        os.environ[TRUST_ENV] = '1'
     try:
         state_dict = read_state_dict(args.src)
     except CheckpointError as error:
