@@ -129,3 +129,11 @@ def test_unreadable_files_are_named(tmp_path, content, monkeypatch):
         path.write_bytes(content)
     with pytest.raises(CheckpointError, match=f'cannot read checkpoint {path}'):
         read_checkpoint(path)
+
+
+def test_converter_trust_flag_opts_in(malicious, tmp_path, monkeypatch):
+    monkeypatch.setenv(TRUST_ENV, '')  # restored after the flag sets it
+    path, marker = malicious
+    with pytest.raises(SystemExit, match='no patch_embed.proj.weight key'):
+        vim2mmssm.main([str(path), str(tmp_path / 'out.pth'), '--trust-checkpoints'])
+    assert marker.exists()

@@ -70,7 +70,16 @@ def test_main_process_random_state_is_left_alone():
     assert torch.rand(()).item() == expected
 
 
-def test_resume_skips_an_unreadable_last_checkpoint(tmp_path, caplog):
+def test_random_state_survives_a_weights_only_checkpoint(tmp_path):
+    import random
+    from mmssm.engine.exact_resume import capture_rng, restore_rng
+    torch.save({'meta': {'rng': capture_rng()}}, tmp_path / 'iter_1.pth')
+    draws = random.random(), np.random.rand(), torch.rand(()).item()
+    restore_rng(read_checkpoint(tmp_path / 'iter_1.pth')['meta']['rng'])
+    assert (random.random(), np.random.rand(), torch.rand(()).item()) == draws
+
+
+def test_resume_skips_an_unreadable_last_checkpoint(tmp_path):
     torch.save({'meta': {'iter': 2}}, tmp_path / 'iter_2.pth')
     torch.save({'meta': {'iter': 4}}, tmp_path / 'iter_4.pth')
     (tmp_path / 'iter_4.pth').write_bytes((tmp_path / 'iter_4.pth').read_bytes()[:100])

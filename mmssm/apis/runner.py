@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmssm.checkpoints import TRUST_ENV, CheckpointError
+from mmssm.checkpoints import CheckpointError, add_trust_option
 from mmssm.datasets import SEEDED_SAMPLERS
 from mmssm.datasets.checks import DataError
 
@@ -32,17 +32,12 @@ def parse_args(parser):
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (nested keys with dots, lists as "[a,b]")')
-    parser.add_argument(
-        '--trust-checkpoints', action='store_true',
-        help='load checkpoints that hold Python objects besides weights (unpickling them can run '
-        'code from the file): only for files you trust')
+    add_trust_option(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     # torch.distributed.launch passes --local-rank (torch >= 2) or --local_rank; torchrun neither
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    if args.trust_checkpoints:
-        os.environ[TRUST_ENV] = '1'
     return args
 
 

@@ -60,6 +60,20 @@ def trusted():
     return os.environ.get(TRUST_ENV, '') not in ('', '0')
 
 
+def add_trust_option(parser):
+    """``--trust-checkpoints`` for a command-line tool: sets TRUST_ENV for the process."""
+
+    class Trust(argparse.Action):
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            os.environ[TRUST_ENV] = '1'
+
+    parser.add_argument(
+        '--trust-checkpoints', nargs=0, action=Trust,
+        help='load checkpoints that hold Python objects besides weights (unpickling them can run '
+        'code from the file): only for files you trust')
+
+
 def _unsafe_globals(path):
     """The non-allowed globals a zip-format checkpoint names (none for another file)."""
     try:

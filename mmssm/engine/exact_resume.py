@@ -29,7 +29,8 @@ def restore_rng(state):
     torch.set_rng_state(state['torch'])
     name, keys, pos, has_gauss, gauss = state['numpy']
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    if 'cuda' in state and torch.cuda.is_available():
+    # one state per visible GPU: on another machine's GPUs they do not carry over
+    if torch.cuda.is_available() and len(state.get('cuda', ())) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
