@@ -134,6 +134,6 @@ def test_unreadable_files_are_named(tmp_path, content, monkeypatch):
 def test_converter_trust_flag_opts_in(malicious, tmp_path, monkeypatch):
     monkeypatch.setenv(TRUST_ENV, '')  # restored after the flag sets it
     path, marker = malicious
-    with pytest.raises(SystemExit, match='no patch_embed.proj.weight key'):
+    with pytest.raises(SystemExit, match='not a Vim checkpoint'):
         vim2mmssm.main([str(path), str(tmp_path / 'out.pth'), '--trust-checkpoints'])
     assert marker.exists()
