@@ -2,6 +2,7 @@
 the official mmseg/mmdet dense models), made here from a model of ours."""
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 from mmssm.models.backbones.mambavision import MambaVision
 from tools.model_converters import mambavision2mmssm
@@ -56,6 +57,8 @@ def test_release_checkpoint_loads_and_reports_the_new_output_norms(tmp_path, cap
     source = build()
     path = release_file(tmp_path / 'mambavision_tiny_1k.pth.tar', source)
     model = build(seed=1, init_cfg=dict(type='Pretrained', checkpoint=path))
+    # a logger of this test's own: an earlier test's logger may still write to a stream it captured
+    MMLogger.get_instance(f'test-{tmp_path.name}')
     capfd.readouterr()
     model.init_weights()
     assert_same_weights(model, source, skip=('outnorm', ))

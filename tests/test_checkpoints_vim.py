@@ -88,5 +88,5 @@ def test_converter_tool_output_loads_with_prefix(tmp_path, capsys):
                   init_cfg=dict(type='Pretrained', checkpoint=str(dst), prefix='backbone.'))
     model.init_weights()
     torch.testing.assert_close(model.cls_pos_embed, source.cls_pos_embed)
-    with pytest.raises(SystemExit, match='not an official Vim checkpoint'):
+    with pytest.raises(SystemExit, match='not a Vim checkpoint'):
         vim2mmssm.main([str(dst), str(tmp_path / 'again.pth')])

@@ -13,8 +13,8 @@ from .reading import CheckpointError, add_trust_option
 
 
 def convert_release(doc, family, convert_official, marker, argv=None):
-    """``marker``: a key fragment every converted checkpoint of ``family`` has, so that a file of
-    another model stops here instead of at loading time."""
+    """``marker``: how a key of every converted checkpoint of ``family`` starts, so that a file of
+    another model (or one converted already) stops here instead of at loading time."""
     parser = argparse.ArgumentParser(description=doc.split('\n\n')[0])
     parser.add_argument('src', help=f'official {family} checkpoint')
     parser.add_argument('dst', help='output path')
@@ -24,7 +24,7 @@ def convert_release(doc, family, convert_official, marker, argv=None):
         state_dict = convert_official(read_state_dict(args.src))
     except CheckpointError as error:
         raise SystemExit(f'error: {error}') from None
-    if not any(marker in k for k in state_dict):
+    if not any(k.startswith(marker) for k in state_dict):
         raise SystemExit(f'{args.src}: no {marker} weights, so not a {family} checkpoint '
                          f'(first keys: {list(state_dict)[:5]})')
     converted = {f'backbone.{k}': v for k, v in state_dict.items()}

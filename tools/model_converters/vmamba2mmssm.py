@@ -11,7 +11,7 @@ from mmssm.models.backbones.vmamba import convert_official
 
 
 def main(argv=None):
-    convert_release(__doc__, 'VMamba', convert_official, '.op.A_logs', argv)
+    convert_release(__doc__, 'VMamba', convert_official, 'layers.0.blocks.0.op.A_logs', argv)
 
 
 if __name__ == '__main__':
