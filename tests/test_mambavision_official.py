@@ -6,9 +6,10 @@ equal those of the official dense backbone (``MM_mamba_vision``) to 1e-4 in fp32
 positions per stage). It was made by running the unmodified official file
 (NVlabs/MambaVision semantic_segmentation/tools/mamba_vision.py) on the CPU, with mamba_ssm's scan
 replaced by a token-loop port of ``selective_scan_ref``, on the weights that ``official_weights``
-below makes from the stored layout; the script is in the module's note. Here the same weights are
-saved as NVIDIA's release does (``{'state_dict': ...}``, ``module.`` prefixes) and loaded through
-``init_cfg``.
+below makes from the stored layout (tools/analysis_tools/mambavision_official_outputs.py wrote it;
+the command is in its docstring). Here the same weights are saved as NVIDIA's release does
+(``{'state_dict': ...}``, ``module.`` prefixes, classifier) or as the official mmseg models do
+(``backbone.`` prefix) and loaded through ``init_cfg``.
 """
 import math
 from pathlib import Path
