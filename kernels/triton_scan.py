@@ -139,16 +139,17 @@ def _problem(batch, total, L, N, G, u_ch, z_ch, delta_softplus, routes, hw, merg
     serial = serial_fwd or ((u_shared or z_shared) and K > 1)
     fwd, bwd = pick_tiles(batch, dim, cpg, N, L, 1 if serial else K)
     assert bwd.block_l % fwd.block_l == 0, (fwd, bwd)
+    packed = sum(code << (2 * k) for k, code in enumerate(routes))
+    rows = (None if any(code & 2 for code in routes)
+            else pick_row_tiles(dim, cpg, fwd.block_n, itemsize))
     # the kernels index the buffers they write with 32-bit offsets
-    largest = max(batch * total * L, batch * total * fwd.n_tiles(L) * fwd.block_n,
-                  batch * (total // bwd.block_d) * N * L)
+    step, block_d = (rows.vector, rows.block_d) if rows else (fwd.block_l, bwd.block_d)
+    largest = max(batch * total * L, batch * total * -(-L // step) * fwd.block_n,
+                  batch * (total // block_d) * N * L)
     if largest >= 2**31:
         raise ValueError(f'selective_scan: (batch={batch}, channels={total}, L={L}, N={N}) needs '
                          f'buffers of {largest} elements, past the Triton kernels\' 32-bit '
                          f'offsets; split the batch')
-    packed = sum(code << (2 * k) for k, code in enumerate(routes))
-    rows = (None if any(code & 2 for code in routes)
-            else pick_row_tiles(dim, cpg, fwd.block_n, itemsize))
     return _Problem(batch, dim, K, N, L, G, packed, tuple(hw) or None, merge, u_shared, z_shared,
                     delta_softplus, fwd, bwd, rows)
 
@@ -197,12 +198,14 @@ def _fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Opt, z: O
     out = torch.empty(batch, dim if p.merge else total, L, device=device, dtype=out_dtype)
     acc = _fp32_scratch(out, p.merge is not None and p.K > 1)
     last = torch.empty(batch, total, N, device=device, dtype=torch.float32)
-    states = torch.empty(batch, total, -(-L // p.save_every) if save_states else 0,
-                         p.fwd_tiles.block_n, device=device, dtype=torch.float32)
+    # the tiles (or vectors) of a route, and a saved state at the start of each
+    n_slots = -(-L // p.save_every)
+    states = torch.empty(batch, total, n_slots if save_states else 0, p.fwd_tiles.block_n,
+                         device=device, dtype=torch.float32)
     serial = p.merge is not None and p.K > 1
     scale = 1.0 / p.K if p.merge == 'mean' else 1.0
     args = (*_inputs(u, delta, A, B, C, D, z, delta_bias), out, acc,
-            states if save_states else last, last, L, dim, total // p.G, N, states.shape[2], scale)
+            states if save_states else last, last, L, dim, total // p.G, N, n_slots, scale)
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                  SAVE_STATES=save_states)
     with _on_device(u):

@@ -182,24 +182,29 @@ def test_deterministic():
         assert torch.equal(first[2][name], second[2][name]), name
 
 
-@pytest.mark.parametrize('paths,L', [(ScanPaths.bidirectional(), 2311),
+@pytest.mark.parametrize('paths,L', [(ScanPaths.bidirectional(), 97),
                                      (ScanPaths.cross2d((45, 47)), 45 * 47)])
 def test_long_sequence(paths, L):
-    """More than one default tile per route, odd lengths."""
+    """More than one default tile (row routes: vector) per route, odd lengths. The row kernels
+    run one interpreted loop iteration per vector of 4 fp32 tokens: a shorter sequence."""
     inputs = make_inputs(batch=1, K=paths.num_routes, dim=1, N=1, L=L, G=1, shared_u=True)
     assert_matches(inputs, paths, torch.float32)
 
 
-def test_very_long_sequence():
+@pytest.mark.parametrize('paths', [ScanPaths.forward(), ScanPaths(('col', ), hw=(3, 21847))])
+def test_very_long_sequence(paths):
     """L > 65536, against the (oracle-tested) chunked PyTorch scan: the oracle's token loop would
-    take minutes. The interpreter needs ~7 s per pass here, so on the CPU only the forward (the
-    backward's tiling is checked over thousands of steps above)."""
+    take minutes. On the CPU only the forward, and the row routes' kernel (one interpreted loop
+    iteration per 16 bytes of tokens) only on a GPU: the interpreter needs ~7 s per pass of the
+    tile kernel here (the backwards are checked over thousands of steps above)."""
     inputs = make_inputs(batch=1, dim=1, N=1, L=65541, z=False)
     if DEVICE == 'cuda':
-        assert_matches(inputs, ScanPaths.forward(), torch.float32,
+        assert_matches(inputs, paths, torch.float32,
                        oracle=lambda **kw: selective_scan(**kw, backend='torch'))
         return
-    kw = dict(delta_softplus=True, return_last_state=True)
+    if not paths.needs_hw:
+        pytest.skip('the row kernel takes minutes in the interpreter at this length')
+    kw = dict(delta_softplus=True, return_last_state=True, paths=paths)
     out, last = selective_scan(**inputs, backend='triton', **kw)
     ref_out, ref_last = selective_scan(**inputs, backend='torch', **kw)
     torch.testing.assert_close(out, ref_out, rtol=6e-4, atol=2e-3)

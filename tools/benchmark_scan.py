@@ -284,8 +284,9 @@ def codegen_reports(s: Shape):
     return rows
 
 
-#: registers a kernel may use: the forward keeps 4 programs of 2 warps or 8 of one on an SM
-REG_BUDGET = {'fwd': 128, 'bwd': 255}
+#: registers a kernel may use (a regression bound): a forward at 160 still keeps 12 one-warp
+#: programs on an SM; a backward must not spill
+REG_BUDGET = {'fwd': 160, 'bwd': 255}
 
 
 def print_codegen(shapes, check):
