@@ -74,7 +74,8 @@ def oracle(itype, seqlen, groups, flags):
            for k, v in inputs.items()}
     out, state = selective_scan_ref(**ref, delta_softplus=flags['delta_softplus'],
                                     return_last_state=True)
-    out.backward(upstream_grad(out.shape))
+    # the output gradient as the half-precision scan receives it (mamba: randn_like(out))
+    out.backward(upstream_grad(out.shape).to(itype).float())
     return out.detach(), state, {k: v.grad for k, v in ref.items() if v is not None}
 
 
