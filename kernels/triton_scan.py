@@ -1,8 +1,11 @@
 """The Triton selective scan: tile choice, launch plans and the custom ops with their autograd.
 
 :func:`triton_selective_scan` is what :func:`kernels.selective_scan` calls for the 'triton'
-backend, after its argument checks. Inputs are read through their strides (no ``.contiguous()``
-copies of u, delta, z, B, C); outputs and gradients come back contiguous.
+backend, after its argument checks. Paths of row routes only (forward, reverse: Vim,
+MambaVision) run the time-in-thread kernels of :mod:`.triton_fwd_rows` / :mod:`.triton_bwd_rows`;
+paths with column routes (VMamba) the tile kernels of :mod:`.triton_fwd` / :mod:`.triton_bwd`.
+Inputs are read through their strides (no ``.contiguous()`` copies of u, delta, z, B, C);
+outputs and gradients come back contiguous.
 """
 import math
 from contextlib import nullcontext
