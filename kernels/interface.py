@@ -1,6 +1,8 @@
 """The one selective-scan entry point: argument checks, dtype rules and backend dispatch."""
 import os
 from contextlib import contextmanager
+from functools import lru_cache
+from typing import NamedTuple
 
 import torch
 
@@ -56,7 +58,11 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     Returns y, (batch, dim, L) when ``paths.merge`` else (batch, K*dim, L), in ``out_dtype``
     (default u's dtype), and with ``return_last_state`` also the final states (batch, K*dim, N).
     """
-    _check(u, delta, A, B, C, D, z, delta_bias, paths)
+    if not isinstance(paths, ScanPaths):
+        raise TypeError(f'paths must be a kernels ScanPaths, got {type(paths).__name__}')
+    # torch.compile checks once while it traces (it guards on the shapes)
+    check = _check if torch.compiler.is_compiling() else _cached_check
+    check(*map(_spec, (u, delta, A, B, C, D, z, delta_bias)), paths, out_dtype)
     name = backend or _backend
     _check_backend(name)
     if name == 'auto':
@@ -70,9 +76,22 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
                       return_last_state, paths, out_dtype)
 
 
-def _check(u, delta, A, B, C, D, z, delta_bias, paths):
-    if not isinstance(paths, ScanPaths):
-        raise TypeError(f'paths must be a kernels ScanPaths, got {type(paths).__name__}')
+class _Spec(NamedTuple):
+    """What the checks look at, hashable: a call with the same shapes, dtypes and devices as an
+    earlier one is not checked again (a layer calls with the same ones every step)."""
+    shape: tuple
+    dtype: torch.dtype
+    device: torch.device
+
+
+def _spec(t):
+    return None if t is None else _Spec(tuple(t.shape), t.dtype, t.device)
+
+
+def _check(u, delta, A, B, C, D, z, delta_bias, paths, out_dtype):
+    if out_dtype is not None and out_dtype not in HALF_OR_FLOAT:
+        raise TypeError(f'selective_scan: out_dtype must be a floating type (float32, float16 or '
+                        f'bfloat16), got {out_dtype}')
     for name, t in (('u', u), ('delta', delta), ('B', B), ('C', C), ('z', z)):
         if t is not None and t.dtype not in HALF_OR_FLOAT:
             raise TypeError(f'selective_scan: {name} has unsupported dtype {t.dtype}; '
@@ -80,8 +99,8 @@ def _check(u, delta, A, B, C, D, z, delta_bias, paths):
     for name, t in (('A', A), ('D', D), ('delta_bias', delta_bias)):
         if t is not None and t.dtype != torch.float32:
             raise TypeError(f'selective_scan: {name} must be float32 (a parameter), got {t.dtype}')
-    if delta.dim() != 3:
-        raise ValueError(f'selective_scan: delta must be (batch, K*dim, L), got {tuple(delta.shape)}')
+    if len(delta.shape) != 3:
+        raise ValueError(f'selective_scan: delta must be (batch, K*dim, L), got {delta.shape}')
     batch, total, L = delta.shape
     K = paths.num_routes
     if total % K:
@@ -89,24 +108,27 @@ def _check(u, delta, A, B, C, D, z, delta_bias, paths):
                          f'{K} routes of {paths.routes}')
     paths.check_length(L)
     dim = total // K
-    if A.dim() != 2 or A.shape[0] != total:
-        raise ValueError(f'selective_scan: A must be ({total}, N), got {tuple(A.shape)}')
+    if len(A.shape) != 2 or A.shape[0] != total:
+        raise ValueError(f'selective_scan: A must be ({total}, N), got {A.shape}')
     N = A.shape[1]
     for name, t in (('u', u), ('z', z)):
-        if t is not None and (t.dim() != 3 or t.shape[0] != batch or t.shape[2] != L
+        if t is not None and (len(t.shape) != 3 or t.shape[0] != batch or t.shape[2] != L
                               or t.shape[1] not in (dim, total)):
             raise ValueError(f'selective_scan: {name} must be ({batch}, {dim} or {total}, {L}), '
-                             f'got {tuple(t.shape)}')
+                             f'got {t.shape}')
     for name, t in (('B', B), ('C', C)):
-        G = t.shape[1] if t.dim() == 4 else 1
-        if (t.dim() not in (3, 4) or t.shape[0] != batch or t.shape[-2:] != (N, L)
+        G = t.shape[1] if len(t.shape) == 4 else 1
+        if (len(t.shape) not in (3, 4) or t.shape[0] != batch or t.shape[-2:] != (N, L)
                 or total % G or (G > 1 and G % K)):
             raise ValueError(f'selective_scan: {name} must be ({batch}, {N}, {L}) or '
                              f'({batch}, G, {N}, {L}) with G dividing {total} and either 1 or a '
-                             f'multiple of the {K} routes, got {tuple(t.shape)}')
+                             f'multiple of the {K} routes, got {t.shape}')
     for name, t in (('D', D), ('delta_bias', delta_bias)):
-        if t is not None and tuple(t.shape) != (total, ):
-            raise ValueError(f'selective_scan: {name} must be ({total},), got {tuple(t.shape)}')
+        if t is not None and t.shape != (total, ):
+            raise ValueError(f'selective_scan: {name} must be ({total},), got {t.shape}')
     devices = {t.device for t in (u, delta, A, B, C, D, z, delta_bias) if t is not None}
     if len(devices) > 1:
         raise ValueError(f'selective_scan: inputs are on several devices {sorted(map(str, devices))}')
+
+
+_cached_check = lru_cache(maxsize=256)(_check)

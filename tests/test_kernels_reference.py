@@ -165,3 +165,25 @@ def test_bad_paths_raise_clear_errors():
     inputs = {k: None if v is None else v.detach() for k, v in make_inputs(K=4, L=12).items()}
     with pytest.raises(ValueError, match='grid hw=.* has 15 tokens'):
         selective_scan(**inputs, paths=ScanPaths.cross2d((3, 5)))
+
+
+def test_torch_compile_traces_the_scan_in_one_graph():
+    """fullgraph: a graph break anywhere in selective_scan (checks, routes, the custom ops and
+    their autograd) fails; the compiled call gives eager's numbers."""
+    torch._dynamo.reset()
+    inputs = make_inputs(K=2, G=2, L=19)
+    compiled = torch.compile(selective_scan, fullgraph=True, backend='aot_eager')
+    kw = dict(paths=ScanPaths.bidirectional(), backend='torch')
+    assert_close_all(run(compiled, inputs, **kw), run(selective_scan, inputs, **kw),
+                     rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('batch,L', [(0, 19), (2, 0)])
+def test_empty_batch_or_sequence(batch, L):
+    inputs = make_inputs(batch=batch, K=2, G=2, L=L)
+    out, last, grads = run(selective_scan, inputs, paths=ScanPaths.bidirectional(),
+                           backend='torch')
+    assert out.shape == (batch, 6, L) and torch.equal(last, torch.zeros(batch, 12, 4))
+    leaves = [v for v in inputs.values() if v is not None]
+    assert [g.shape for g in grads] == [v.shape for v in leaves]
+    assert all(not g.any() for g in grads)

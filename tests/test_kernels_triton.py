@@ -2,6 +2,9 @@
 for each scan path, dtype, B/C grouping and u sharing. Without a GPU the kernels run in Triton's
 interpreter (tests/conftest.py), which is slow, so the shapes stay small."""
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -179,24 +182,29 @@ def test_deterministic():
         assert torch.equal(first[2][name], second[2][name]), name
 
 
-@pytest.mark.parametrize('paths,L', [(ScanPaths.bidirectional(), 2311),
+@pytest.mark.parametrize('paths,L', [(ScanPaths.bidirectional(), 97),
                                      (ScanPaths.cross2d((45, 47)), 45 * 47)])
 def test_long_sequence(paths, L):
-    """More than one default tile per route, odd lengths."""
+    """More than one default tile (row routes: vector) per route, odd lengths. The row kernels
+    run one interpreted loop iteration per vector of 4 fp32 tokens: a shorter sequence."""
     inputs = make_inputs(batch=1, K=paths.num_routes, dim=1, N=1, L=L, G=1, shared_u=True)
     assert_matches(inputs, paths, torch.float32)
 
 
-def test_very_long_sequence():
+@pytest.mark.parametrize('paths', [ScanPaths.forward(), ScanPaths(('col', ), hw=(3, 21847))])
+def test_very_long_sequence(paths):
     """L > 65536, against the (oracle-tested) chunked PyTorch scan: the oracle's token loop would
-    take minutes. The interpreter needs ~7 s per pass here, so on the CPU only the forward (the
-    backward's tiling is checked over thousands of steps above)."""
+    take minutes. On the CPU only the forward, and the row routes' kernel (one interpreted loop
+    iteration per 16 bytes of tokens) only on a GPU: the interpreter needs ~7 s per pass of the
+    tile kernel here (the backwards are checked over thousands of steps above)."""
     inputs = make_inputs(batch=1, dim=1, N=1, L=65541, z=False)
     if DEVICE == 'cuda':
-        assert_matches(inputs, ScanPaths.forward(), torch.float32,
+        assert_matches(inputs, paths, torch.float32,
                        oracle=lambda **kw: selective_scan(**kw, backend='torch'))
         return
-    kw = dict(delta_softplus=True, return_last_state=True)
+    if not paths.needs_hw:
+        pytest.skip('the row kernel takes minutes in the interpreter at this length')
+    kw = dict(delta_softplus=True, return_last_state=True, paths=paths)
     out, last = selective_scan(**inputs, backend='triton', **kw)
     ref_out, ref_last = selective_scan(**inputs, backend='torch', **kw)
     torch.testing.assert_close(out, ref_out, rtol=6e-4, atol=2e-3)
@@ -219,10 +227,55 @@ def test_bad_arguments(change, error):
 
 def test_too_large_for_32_bit_offsets():
     with pytest.raises(ValueError, match='32-bit'):
-        triton_scan._problem(64, 1024, 2**16, 16, 1, 1024, None, True, ScanPaths.forward())
+        triton_scan._problem(64, 1024, 2**16, 16, 1, 1024, None, True, (0, ), (), '', 2)
 
 
 def test_bad_grid():
     inputs = make_inputs(K=4, L=15)
     with pytest.raises(ValueError, match='hw'):
         selective_scan(**inputs, backend='triton', paths=ScanPaths.cross2d((4, 4)))
+
+
+@pytest.mark.parametrize('batch,L,paths', [(0, 15, ScanPaths.bidirectional()),
+                                           (2, 0, ScanPaths.forward()),
+                                           (2, 0, ScanPaths.bidirectional(merge=None))])
+def test_empty_batch_or_sequence_gives_empty_results_on_both_backends(batch, L, paths):
+    K = paths.num_routes
+    inputs = make_inputs(batch=batch, K=K, L=L, G=K)
+    results = {}
+    for backend in ('torch', 'triton'):
+        out, last, grads = run(selective_scan, inputs, backend=backend, delta_softplus=True,
+                               paths=paths)
+        dim = 4 if paths.merge else 4 * K
+        assert out.shape == (batch, dim, L) and last.shape == (batch, 4 * K, 3)
+        assert set(grads) == {k for k, v in inputs.items() if v is not None}
+        results[backend] = (out, last, grads)
+    torch.testing.assert_close(results['torch'][1], torch.zeros(batch, 4 * K, 3, device=DEVICE))
+    torch.testing.assert_close(results['triton'][1], results['torch'][1])
+    for name, grad in results['torch'][2].items():
+        assert grad.shape == inputs[name].shape, name
+        torch.testing.assert_close(results['triton'][2][name], grad, msg=name)
+
+
+@pytest.mark.parametrize('out_dtype', [torch.int32, torch.float64, 'float32'])
+@pytest.mark.parametrize('backend', ['torch', 'triton'])
+def test_out_dtype_must_be_floating(backend, out_dtype):
+    with pytest.raises(TypeError, match='out_dtype must be a floating type'):
+        selective_scan(**make_inputs(), out_dtype=out_dtype, backend=backend)
+
+
+def test_triton_backend_on_cpu_tensors_without_interpreter_says_so():
+    """Without TRITON_INTERPRET=1 the kernels compile for a GPU: CPU tensors get an error that
+    names the fix, not a crash inside Triton."""
+    code = ('import torch; from mmssm_kernels import selective_scan; '
+            'x = torch.zeros(1, 2, 5); '
+            'selective_scan(x, x, torch.zeros(2, 3), torch.zeros(1, 3, 5), torch.zeros(1, 3, 5), '
+            "backend='triton')")
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    env['PYTHONPATH'] = os.pathsep.join(p for p in sys.path if p)
+    done = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert "backend='triton' needs CUDA tensors, got cpu" in last_line, done.stderr
+    assert 'TRITON_INTERPRET=1' in last_line and "backend='torch'" in last_line

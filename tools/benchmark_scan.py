@@ -11,8 +11,17 @@ event times also hold the Python and launch time when that is the longer part.
     python tools/benchmark_scan.py                       # the three issue shapes
     python tools/benchmark_scan.py --batch 8 --dim 192 --seqlen 4096 --d-state 1 \\
         --path cross2d --hw 64 64 --groups 4 --shared-u --out-fp32 --no-z
+
+With ``--codegen`` (no GPU needed) it compiles every kernel for an H100 (sm_90) at those shapes
+instead and prints what each compiles to (``mmssm_kernels.codegen``): registers, spill bytes,
+shared memory, programs and programs resident per SM, and inside the kernel's loops per
+element-step the shuffles, special-function instructions and vector/all global loads, the lanes
+a scan spans along time (1: inside a thread) and reverse scans; and kernel launches per call
+(Triton + torch). ``--check`` exits with an error on any spill or register budget exceeded.
 """
 import argparse
+import os
+import re
 import sys
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -38,6 +47,9 @@ class Shape:
     shared_u: bool = False
     out_fp32: bool = False
     dtype: str = 'bf16'
+    # token rows padded to a multiple of 16 elements, as a model allocates them so that every
+    # row starts 16-byte aligned (Vim's 1025 tokens otherwise allow no vector loads)
+    aligned_rows: bool = False
     # (fwd, bwd) microseconds: the issue's H100 targets and mamba_ssm's CUDA kernel there
     target: Optional[Tuple[float, float]] = None
     mamba_issue: Optional[Tuple[float, float]] = None
@@ -50,12 +62,21 @@ class Shape:
 
 
 ISSUE_SHAPES = [
-    Shape('Vim-S 512 (1 dir)', 8, 768, 1025, 16, target=(60, 150), mamba_issue=(379, 1337)),
+    Shape('Vim-S 512 (1 dir)', 8, 768, 1025, 16, aligned_rows=True, target=(60, 150),
+          mamba_issue=(379, 1337)),
     Shape('VMamba-T stage1 512', 8, 96, 16384, 1, path='cross2d', hw=(128, 128), groups=4,
           z=False, shared_u=True, out_fp32=True, target=(125, 250), mamba_issue=(225, 611)),
     Shape('MambaVision-T stage3', 8, 160, 1024, 8, z=False, target=(10, 25),
           mamba_issue=(35, 137)),
 ]
+
+
+def token_rows(s: Shape, *shape, **kw):
+    """An empty tensor of ``shape`` (tokens last), in rows padded to 16 elements with
+    ``aligned_rows``."""
+    if not s.aligned_rows:
+        return torch.empty(*shape, **kw)
+    return torch.empty(*shape[:-1], -(-shape[-1] // 16) * 16, **kw)[..., :shape[-1]]
 
 
 def make_inputs(s: Shape, device='cuda'):
@@ -66,8 +87,9 @@ def make_inputs(s: Shape, device='cuda'):
     u_ch = s.dim if s.shared_u else total
 
     def rnd(*shape, scale=1.0):
-        x = scale * torch.randn(*shape, generator=g, device=device)
-        return x.to(dt).requires_grad_()
+        x = token_rows(s, *shape, dtype=dt, device=device)
+        x.copy_(scale * torch.randn(*shape, generator=g, device=device))
+        return x.requires_grad_()
 
     bc = (s.batch, s.d_state, s.seqlen) if not s.groups else (s.batch, s.groups, s.d_state,
                                                               s.seqlen)
@@ -195,6 +217,111 @@ def bench_shape(s: Shape, args):
     return rows
 
 
+def placeholders(s: Shape):
+    """Unwritten tensors of the shape's sizes, strides and dtypes: compiling needs no values."""
+    dt = DTYPES[s.dtype]
+    K = s.paths().num_routes
+    total = K * s.dim
+    u_ch = s.dim if s.shared_u else total
+    f32 = torch.float32
+    bc = (s.batch, s.groups or 1, s.d_state, s.seqlen)
+    return dict(u=token_rows(s, s.batch, u_ch, s.seqlen, dtype=dt),
+                delta=token_rows(s, s.batch, total, s.seqlen, dtype=dt),
+                A=torch.empty(total, s.d_state, dtype=f32), B=token_rows(s, *bc, dtype=dt),
+                C=token_rows(s, *bc, dtype=dt), D=torch.empty(total, dtype=f32),
+                z=token_rows(s, s.batch, u_ch, s.seqlen, dtype=dt) if s.z else None,
+                delta_bias=torch.empty(total, dtype=f32))
+
+
+#: events that launch no kernel themselves (allocations, views, containers): their children count
+NO_KERNEL = re.compile(r'aten::(empty|empty_strided|empty_like|new_empty|view|_unsafe_view|'
+                       r'reshape|unsqueeze|squeeze|as_strided|expand|transpose|permute|select|'
+                       r'slice|detach|alias|to|contiguous|lift_fresh)$|^(?!aten::)')
+
+
+def torch_launches(events):
+    """Kernels the profiled torch ops launch: an op counts once, containers by their children."""
+    children = {}
+    for e in events:
+        children.setdefault(e.cpu_parent and id(e.cpu_parent), []).append(e)
+
+    def count(e):
+        if NO_KERNEL.search(e.name):
+            return sum(count(c) for c in children.get(id(e), []))
+        return 1
+
+    return sum(count(e) for e in children.get(None, []))
+
+
+def codegen_reports(s: Shape):
+    """(direction, Report, launches per call) of each kernel one call of the shape runs."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from mmssm_kernels import codegen, triton_scan
+    from mmssm_kernels.triton_fwd import ROUTE_CODES
+    x = placeholders(s)
+    paths = s.paths()
+    flags = (True, [ROUTE_CODES[r] for r in paths.routes], list(paths.hw or ()),
+             paths.merge or '')
+    args = [x[k] for k in ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')]
+    out_dtype = torch.float32 if s.out_fp32 else DTYPES[s.dtype]
+    kernels = (triton_scan.scan_fwd_kernel, triton_scan.scan_fwd_rows_kernel,
+               triton_scan.scan_bwd_kernel, triton_scan.scan_bwd_rows_kernel)
+    rows = []
+    for direction in ('fwd', 'bwd'):
+        with codegen.compiled_launches(*kernels) as launches, \
+                profile(activities=[ProfilerActivity.CPU]) as prof:
+            if direction == 'fwd':
+                out, _, states = triton_scan.scan_triton_fwd(*args, *flags, out_dtype, True)
+            else:
+                triton_scan.scan_triton_bwd(*args, states, torch.empty_like(out), None, *flags)
+        n_launches = len(launches) + torch_launches(prof.events())
+        for launch in launches:
+            c = launch.constexprs
+            # a loop iteration: all states of BLOCK_D channels over one tile or vector of steps
+            steps = c['BLOCK_D'] * s.d_state * c.get('BLOCK_L', c.get('T'))
+            rows.append((direction, codegen.analyse(launch, steps), n_launches))
+    return rows
+
+
+#: registers a kernel may use (a regression bound): a forward at 160 still keeps 12 one-warp
+#: programs on an SM; a backward must not spill
+REG_BUDGET = {'fwd': 160, 'bwd': 255}
+
+
+def print_codegen(shapes, check):
+    import triton
+
+    from mmssm_kernels.codegen import SMS
+    head = (f'{"shape":22} {"kernel":4} {"programs":>8} {"warps":>5} {"regs":>4} {"spill_B":>7} '
+            f'{"smem":>6} {"per_SM":>6} {"waves":>5} {"SHFL/e":>6} {"MUFU/e":>6} '
+            f'{"v-loads":>7} {"t-lanes":>7} {"rev":>3} {"launches":>8}')
+    print(f'sm_90 code generation (triton {triton.__version__}, {SMS} SMs); SHFL, MUFU per '
+          f'element-step inside loops; t-lanes: threads a scan spans along time')
+    print(head)
+    print('-' * len(head))
+    failures = []
+    for s in shapes:
+        for direction, r, n_launches in codegen_reports(s):
+            print(f'{s.name:22} {direction:4} {r.programs:8d} {r.num_warps:5d} {r.regs:4d} '
+                  f'{r.spill_bytes:7d} {r.smem:6d} {r.per_sm:6d} {r.waves:5.2f} {r.shfl:6.2f} '
+                  f'{r.mufu:6.2f} {r.vec_loads:>7} {r.scan_lanes:7d} {r.reverse_scans:3d} '
+                  f'{n_launches:8d}')
+            if r.spill_bytes or r.regs > REG_BUDGET[direction]:
+                failures.append(f'{s.name} {direction}: {r.regs} registers (budget '
+                                f'{REG_BUDGET[direction]}), {r.spill_bytes} bytes spilled')
+    if check and failures:
+        sys.exit('codegen gates failed:\n  ' + '\n  '.join(failures))
+
+
+SMALL_SHAPES = [  # the issue shapes shrunk for a quick compile (tests)
+    Shape('Vim-S small', 2, 64, 100, 16, path='bidirectional', aligned_rows=True),
+    Shape('VMamba-T small', 2, 8, 16 * 12, 1, path='cross2d', hw=(16, 12), groups=4, z=False,
+          shared_u=True, out_fp32=True),
+    Shape('MambaVision-T small', 2, 32, 96, 8, z=False),
+]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--warmup', type=int, default=5)
@@ -211,15 +338,26 @@ def main():
     p.add_argument('--shared-u', action='store_true', help='one u/z block for all routes')
     p.add_argument('--out-fp32', action='store_true')
     p.add_argument('--dtype', default='bf16', choices=list(DTYPES))
+    p.add_argument('--codegen', action='store_true',
+                   help='compile for sm_90 and print what the kernels compile to (no GPU needed)')
+    p.add_argument('--small', action='store_true', help='--codegen on small shapes')
+    p.add_argument('--check', action='store_true',
+                   help='--codegen: fail on a spill or a register budget exceeded')
     args = p.parse_args()
-    if not torch.cuda.is_available():
+    if args.codegen:
+        # the interpreter's kernels have no compiled form
+        os.environ.pop('TRITON_INTERPRET', None)
+    if not args.codegen and not torch.cuda.is_available():
         sys.exit('benchmark_scan.py needs a CUDA GPU')
     if args.batch:
         shapes = [Shape('custom', args.batch, args.dim, args.seqlen, args.d_state, args.path,
                         tuple(args.hw) if args.hw else None, args.groups, not args.no_z,
                         args.shared_u, args.out_fp32, args.dtype)]
     else:
-        shapes = ISSUE_SHAPES
+        shapes = SMALL_SHAPES if args.small else ISSUE_SHAPES
+    if args.codegen:
+        print_codegen(shapes, args.check)
+        return
     copy_gbs = copy_bandwidth(args.warmup, args.runs)
     print(f'{torch.cuda.get_device_name()}: device copy {copy_gbs:.0f} GB/s; median of '
           f'{args.runs} runs after {args.warmup} warm-up')
