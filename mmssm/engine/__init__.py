@@ -1,3 +1,4 @@
+from .autocast import AutocastOptimWrapper
 from .layer_decay import LayerDecayOptimWrapperConstructor
 
-__all__ = ['LayerDecayOptimWrapperConstructor']
+__all__ = ['AutocastOptimWrapper', 'LayerDecayOptimWrapperConstructor']
