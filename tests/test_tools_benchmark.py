@@ -90,6 +90,8 @@ def test_vim_blocks_have_measured_bytes_and_budgets():
     text = saved_table({'64x64': records})
     ratio = records[1].per_image_bytes / records[1].budget_bytes
     assert 'VimBlock' in text and f'{ratio:.2f}x' in text
+    with pytest.raises(ValueError, match='at least 2'):
+        block_activations(vim, torch.randn(1, 3, 64, 64))
 
 
 def _run_tool(tmp_path, capsys, *args):

@@ -71,9 +71,9 @@ def _module_bytes(module):
 
 
 def prepare_config(cfg):
-    """The config's model without pretrained loading (random weights time the same), with
-    plain BN for SyncBN (one process) and no data-preprocessor padding to a crop size (each
-    measured shape is the one the model sees)."""
+    """The config's model without pretrained loading (random weights time the same) and without
+    the data preprocessor's padding to a crop size (each model sees exactly the measured shape).
+    SyncBN becomes BN after building (revert_sync_batchnorm): the benchmark is one process."""
     model = ConfigDict(cfg.model.to_dict())
     if model.backbone.get('init_cfg'):
         model.backbone.init_cfg = None

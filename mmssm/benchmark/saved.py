@@ -107,7 +107,11 @@ def measure_saved(backbone: nn.Module, x: torch.Tensor, amp_dtype=None, blocks=N
 def block_activations(backbone: nn.Module, x: torch.Tensor, amp_dtype=None, blocks=None
                       ) -> List[BlockSaved]:
     """measure_saved at ``x``'s batch b, with per_image_bytes and constant_bytes filled from a
-    second run at 2b."""
+    second run at 2b. b must be at least 2: with one image some reshapes and ``contiguous()``
+    calls return views instead of copies, so one image does not save what each of several does."""
+    if x.shape[0] < 2:
+        raise ValueError('block_activations needs a batch of at least 2 images (one image saves '
+                         'differently: some copies become views)')
     blocks = blocks or find_blocks(backbone)
     once = measure_saved(backbone, x, amp_dtype, blocks)
     twice = measure_saved(backbone, torch.cat((x, x)), amp_dtype, blocks)
@@ -168,32 +172,27 @@ def with_budgets(records, blocks, act_bytes):
     return records
 
 
-def _runs(records):
-    """Consecutive blocks that saved the same, grouped: [(first, last), ...]."""
-    runs = []
-    for r in records:
-        key = (r.kind, r.tokens, r.per_image_bytes, r.budget_bytes, r.constant_bytes)
-        if runs and runs[-1][0] == key:
-            runs[-1][2] = r
-        else:
-            runs.append([key, r, r])
-    return [(first, last) for _, first, last in runs]
-
-
 def saved_table(saved):
-    """Markdown table: per shape and run of equal blocks, the activations saved per image (MiB
-    and bytes per token), the budget's, and what does not grow with the batch."""
+    """Markdown table: per shape and run of consecutive blocks with equal figures, the activations
+    saved per image (MiB and bytes per token), the budget's, and what does not grow with the
+    batch."""
     lines = ['| shape | blocks | kind | tokens | MiB/img/block | B/token | budget B/token | '
              'vs budget | weight-sized KiB |', '|---|---|---|---|---|---|---|---|---|']
     for shape, records in saved.items():
-        for first, last in _runs(records):
-            names = first.name if first is last else f'{first.name} .. {last.name}'
+        runs = []  # [figures, first name, last name]
+        for r in records:
             budget, ratio = '–', '–'
-            if first.budget_bytes is not None:
-                budget = f'{first.budget_bytes / first.tokens:.0f}'
-                ratio = f'{first.per_image_bytes / first.budget_bytes:.2f}x'
-            lines.append(f'| {shape} | {names} | {first.kind} | {first.tokens} | '
-                         f'{first.per_image_bytes / 2**20:.2f} | '
-                         f'{first.per_image_bytes / first.tokens:.0f} | {budget} | {ratio} | '
-                         f'{first.constant_bytes / 1024:.0f} |')
+            if r.budget_bytes is not None:
+                budget = f'{r.budget_bytes / r.tokens:.0f}'
+                ratio = f'{r.per_image_bytes / r.budget_bytes:.2f}x'
+            figures = (f'{r.kind} | {r.tokens} | {r.per_image_bytes / 2**20:.2f} | '
+                       f'{r.per_image_bytes / r.tokens:.0f} | {budget} | {ratio} | '
+                       f'{r.constant_bytes / 1024:.0f}')
+            if runs and runs[-1][0] == figures:
+                runs[-1][2] = r.name
+            else:
+                runs.append([figures, r.name, r.name])
+        for figures, first, last in runs:
+            names = first if first == last else f'{first} .. {last}'
+            lines.append(f'| {shape} | {names} | {figures} |')
     return '\n'.join(lines)

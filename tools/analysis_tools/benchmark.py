@@ -99,7 +99,8 @@ def saved_activations(cfg, settings):
     act_bytes = 4 if dtype is None else torch.finfo(dtype).bits // 8
     out = {}
     for shape in settings.shapes:
-        x = images(settings.batch, shape, torch.device(settings.device))
+        # per image figures come from a batch and its double; one image saves differently
+        x = images(max(settings.batch, 2), shape, torch.device(settings.device))
         out[f'{shape[0]}x{shape[1]}'] = with_budgets(
             block_activations(backbone, x, dtype, blocks), blocks, act_bytes)
     return out
