@@ -146,13 +146,14 @@ def mamba_fused_vim_block_bytes(batch, tokens, dim, d_inner, dt_rank, d_state, a
 
 
 def _mixer_dims(mixer):
-    """(dim, d_inner, dt_rank, d_state) of a Mamba mixer."""
-    try:
-        return (mixer.in_proj.in_features, mixer.out_proj.in_features, mixer.dt_rank,
-                mixer.d_state)
-    except AttributeError as error:
-        raise TypeError(f'{type(mixer).__name__}: the fused-Mamba budget needs in_proj, out_proj, '
-                        f'dt_rank and d_state ({error})') from None
+    """(dim, d_inner, dt_rank, d_state) of a Mamba mixer; dt_rank and d_state may sit on the
+    mixer or on a submodule of it (a shared SSM part)."""
+    ssm = next((m for m in mixer.modules() if hasattr(m, 'dt_rank') and hasattr(m, 'd_state')),
+               None)
+    if ssm is None or not hasattr(mixer, 'in_proj') or not hasattr(mixer, 'out_proj'):
+        raise TypeError(f'{type(mixer).__name__}: the fused-Mamba budget needs in_proj, out_proj '
+                        f'and a module with dt_rank and d_state')
+    return mixer.in_proj.in_features, mixer.out_proj.in_features, ssm.dt_rank, ssm.d_state
 
 
 def vim_budget(block, record, act_bytes):
