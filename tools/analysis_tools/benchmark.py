@@ -126,7 +126,8 @@ def main(argv=None):
         saved = saved_activations(cfg, settings) if args.saved_activations else None
     except ValueError as error:
         sys.exit(f'error: {error}')
-    scope = 'backbones' if args.backbone_only else 'whole models'
+    scope = ('backbone blocks' if not settings.modes else
+             'backbones' if args.backbone_only else 'whole models')
     title = (f'{stem} ({scope}), batch {args.batch}, {args.amp or "fp32"}, {args.device}'
              f'{", compiled" if args.compile else ""}{", channels-last" if args.channels_last else ""}')
     print(f'\n{title}')
