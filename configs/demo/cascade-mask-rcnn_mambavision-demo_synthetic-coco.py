@@ -8,24 +8,11 @@ _base_ = [
     '../_base_/det_demo_runtime.py', '../_base_/schedules/schedule_1x_demo.py'
 ]
 
-# a list in a config replaces its base's whole: the three heads are spelled out, narrower
+# a list in a config replaces its base's whole: the base's three heads, narrower
 bbox_heads = [
-    dict(
-        type='ConvFCBBoxHead',
-        num_shared_convs=4,
-        num_shared_fcs=1,
-        in_channels=64,
-        conv_out_channels=64,
-        fc_out_channels=128,
-        roi_feat_size=7,
-        num_classes=_base_.num_classes,
-        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=stds),
-        reg_class_agnostic=False,
-        reg_decoded_bbox=True,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-        loss_bbox=dict(type='GIoULoss', loss_weight=10.0))
-    for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067])
+    dict(head, in_channels=64, conv_out_channels=64, fc_out_channels=128,
+         num_classes=_base_.num_classes)
+    for head in _base_.model.roi_head.bbox_head
 ]
 model = dict(
     backbone=dict(
