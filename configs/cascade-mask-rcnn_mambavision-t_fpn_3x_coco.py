@@ -9,11 +9,7 @@ _base_ = [
 ]
 model = dict(
     backbone=dict(
-        arch='T',
-        # the official dense wrapper drops its config's drop_path_rate and trains with 0.2
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mambavision_tiny_1k.pth.tar')),
-    neck=dict(in_channels=[80, 160, 320, 640]))
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mambavision_tiny_1k.pth.tar')))
 
 multi_scale = [(s, 1333) for s in range(480, 801, 32)]
 train_pipeline = [

@@ -7,7 +7,6 @@ _base_ = [
 ]
 model = dict(
     backbone=dict(
-        arch='tiny',
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vim_t_midclstok_76p1acc.pth')))
 optim_wrapper = dict(
     _delete_=True,

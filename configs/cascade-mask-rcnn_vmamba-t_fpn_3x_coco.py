@@ -8,7 +8,6 @@ _base_ = [
 ]
 model = dict(
     backbone=dict(
-        arch='tiny',
         init_cfg=dict(type='Pretrained',
                       checkpoint='checkpoints/vssm1_tiny_0230s_ckpt_epoch_264.pth')))
 optim_wrapper = dict(paramwise_cfg=dict(norm_decay_mult=0.))

@@ -6,18 +6,10 @@ _base_ = [
     '_base_/models/upernet_mambavision.py', '_base_/datasets/ade20k.py', '_base_/seg_runtime.py',
     '_base_/schedules/schedule_160k.py'
 ]
-crop_size = (512, 512)
-dims = [80, 160, 320, 640]
 model = dict(
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=dict(size=_base_.crop_size),
     backbone=dict(
-        arch='T',
-        window_size=(8, 8, 64, 32),
-        # the official dense wrapper drops its config's drop_path_rate and trains with 0.2
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mambavision_tiny_1k.pth.tar')),
-    decode_head=dict(in_channels=dims),
-    auxiliary_head=dict(in_channels=dims[2]))
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mambavision_tiny_1k.pth.tar')))
 optim_wrapper = dict(
     _delete_=True,
     type='AmpOptimWrapper',

@@ -5,18 +5,10 @@ _base_ = [
     '_base_/models/upernet_vim.py', '_base_/datasets/ade20k.py', '_base_/seg_runtime.py',
     '_base_/schedules/schedule_160k.py'
 ]
-crop_size = (512, 512)
-embed_dims = 192
 model = dict(
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=dict(size=_base_.crop_size),
     backbone=dict(
-        arch='tiny',
-        img_size=512,
-        drop_path_rate=0.1,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vim_t_midclstok_76p1acc.pth')),
-    neck=dict(embed_dim=embed_dims),
-    decode_head=dict(in_channels=[embed_dims] * 4, channels=embed_dims),
-    auxiliary_head=dict(in_channels=embed_dims))
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/vim_t_midclstok_76p1acc.pth')))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -6,12 +6,9 @@ _base_ = [
     '_base_/models/upernet_vmamba.py', '_base_/datasets/ade20k.py', '_base_/seg_runtime.py',
     '_base_/schedules/schedule_160k.py'
 ]
-crop_size = (512, 512)
 model = dict(
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=dict(size=_base_.crop_size),
     backbone=dict(
-        arch='tiny',
-        drop_path_rate=0.2,
         init_cfg=dict(type='Pretrained',
                       checkpoint='checkpoints/vssm1_tiny_0230s_ckpt_epoch_264.pth')))
 optim_wrapper = dict(paramwise_cfg=dict(norm_decay_mult=0.))

@@ -56,6 +56,13 @@ def test_output_channels_and_strides(case, hw):
     assert all(torch.isfinite(o).all() for o in outs)
 
 
+def test_wrong_channel_count_is_named(case):
+    cfg, _ = case
+    with pytest.raises(ValueError, match=rf'^{cfg["type"]} expects images \(batch, 3, H, W\), got '
+                                         r'\(1, 4, 32, 32\); set in_channels'):
+        build(cfg)(torch.randn(1, 4, 32, 32))
+
+
 def test_gradient_checkpointing_gives_equal_gradients(case):
     cfg, _ = case
     x = torch.randn(1, 3, 33, 47)

@@ -1,6 +1,7 @@
 """End-to-end runs of tools/train.py, tools/test.py and tools/dist_train.sh, started as a user would
-start them, on tiny synthetic data sets on the CPU. Each run works inside a temporary folder, which
-holds data/ as the demo configs expect it relative to the working directory."""
+start them, on tiny synthetic data sets on the CPU: every family's demo configs train then test; the
+other tools and the error paths run on Vim's. Each run works inside a temporary folder, which holds
+data/ as the demo configs expect it relative to the working directory."""
 import os
 import re
 import socket
@@ -14,8 +15,11 @@ import torch
 from mmssm.datasets.synthetic import make
 
 REPO = Path(__file__).resolve().parents[1]
-SEG_CONFIG = REPO / 'configs/demo/upernet_vim-demo_synthetic-ade20k.py'
-DET_CONFIG = REPO / 'configs/demo/cascade-mask-rcnn_vim-demo_synthetic-coco.py'
+DEMOS = REPO / 'configs/demo'
+SEG_CONFIGS = sorted(DEMOS.glob('*_synthetic-ade20k.py'))
+DET_CONFIGS = sorted(DEMOS.glob('*_synthetic-coco.py'))
+SEG_CONFIG = DEMOS / 'upernet_vim-demo_synthetic-ade20k.py'
+DET_CONFIG = DEMOS / 'cascade-mask-rcnn_vim-demo_synthetic-coco.py'
 # single-process data loading: on two cores worker processes only add start-up time
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 IN_PROCESS_DATA = [f'{loader}.{key}' for loader in LOADERS
@@ -57,13 +61,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_segmentation_train_then_test(workspace):
-    work_dir = workspace / 'seg'
-    run(workspace, sys.executable, REPO / 'tools/train.py', SEG_CONFIG, '--work-dir', work_dir,
+def test_demo_configs_found():
+    assert [p.name.split('-demo')[0] for p in SEG_CONFIGS + DET_CONFIGS] == [
+        'upernet_mambavision', 'upernet_vim', 'upernet_vmamba', 'cascade-mask-rcnn_mambavision',
+        'cascade-mask-rcnn_vim', 'mask-rcnn_vmamba']
+
+
+@pytest.mark.parametrize('config', SEG_CONFIGS, ids=lambda p: p.stem)
+def test_segmentation_train_then_test(workspace, config):
+    work_dir = workspace / config.stem
+    run(workspace, sys.executable, REPO / 'tools/train.py', config, '--work-dir', work_dir,
         *seg_options(2))
     assert (work_dir / 'iter_2.pth').is_file()
 
-    out = run(workspace, sys.executable, REPO / 'tools/test.py', SEG_CONFIG,
+    out = run(workspace, sys.executable, REPO / 'tools/test.py', config,
               work_dir / 'iter_2.pth', '--work-dir', work_dir, '--show-dir', work_dir / 'show',
               '--out', work_dir / 'labels', '--cfg-options', *IN_PROCESS_DATA)
     assert 0 <= metric(out, 'mIoU') <= 100
@@ -87,15 +98,16 @@ def test_segmentation_distributed_train_then_resume(workspace):
     assert meta['iter'] == 3
 
 
-def test_detection_train_then_test(workspace):
-    work_dir = workspace / 'det'
+@pytest.mark.parametrize('config', DET_CONFIGS, ids=lambda p: p.stem)
+def test_detection_train_then_test(workspace, config):
+    work_dir = workspace / config.stem
     options = ['--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=2',
                'default_hooks.logger.interval=1', *IN_PROCESS_DATA]
-    run(workspace, sys.executable, REPO / 'tools/train.py', DET_CONFIG, '--work-dir', work_dir,
+    run(workspace, sys.executable, REPO / 'tools/train.py', config, '--work-dir', work_dir,
         *options)
     assert (work_dir / 'epoch_1.pth').is_file()
 
-    out = run(workspace, sys.executable, REPO / 'tools/test.py', DET_CONFIG,
+    out = run(workspace, sys.executable, REPO / 'tools/test.py', config,
               work_dir / 'epoch_1.pth', '--work-dir', work_dir, '--show-dir', work_dir / 'show',
               '--out', work_dir / 'predictions.pkl', '--cfg-options', *IN_PROCESS_DATA)
     assert 0 <= metric(out, 'coco/bbox_mAP') <= 1

@@ -10,6 +10,7 @@ model = dict(
         arch='T',
         window_size=(8, 8, 112, 56),
         out_indices=(0, 1, 2, 3),
+        # the official dense wrapper drops its config's drop_path_rate and trains with 0.2
         drop_path_rate=0.2),
     neck=dict(in_channels=dims),
     roi_head=dict(bbox_head=[

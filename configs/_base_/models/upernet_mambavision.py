@@ -1,46 +1,15 @@
 # UperNet on a MambaVision backbone, as in the official MambaVision segmentation configs: the four
 # stage outputs (strides 4/8/16/32, each after its own LayerNorm) feed UPerHead (512 channels) and
 # stage 3 an FCN auxiliary head (256 channels).
-norm_cfg = dict(type='SyncBN', requires_grad=True)
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255)
+_base_ = './upernet.py'
 dims = [80, 160, 320, 640]
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor=data_preprocessor,
     backbone=dict(
         type='MambaVision',
         arch='T',
         window_size=(8, 8, 64, 32),
         out_indices=(0, 1, 2, 3),
+        # the official dense wrapper drops its config's drop_path_rate and trains with 0.2
         drop_path_rate=0.2),
-    decode_head=dict(
-        type='UPerHead',
-        in_channels=dims,
-        in_index=[0, 1, 2, 3],
-        pool_scales=(1, 2, 3, 6),
-        channels=512,
-        dropout_ratio=0.1,
-        num_classes=150,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    auxiliary_head=dict(
-        type='FCNHead',
-        in_channels=dims[2],
-        in_index=2,
-        channels=256,
-        num_convs=1,
-        concat_input=False,
-        dropout_ratio=0.1,
-        num_classes=150,
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    decode_head=dict(in_channels=dims),
+    auxiliary_head=dict(in_channels=dims[2]))

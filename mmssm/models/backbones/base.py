@@ -67,6 +67,12 @@ class SSMBackbone(BaseModule):
                              f'{count} outputs')
         return sorted(i % count for i in out_indices)
 
+    def check_images(self, x):
+        """Bad input -> an error naming the shape expected and the setting to change."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'{type(self).__name__} expects images (batch, {self.in_channels}, H, '
+                             f'W), got {tuple(x.shape)}; set in_channels to match your data')
+
     def set_scan_backend(self, name):
         """Every scan of the model runs on ``name`` ('triton', 'torch', or None: automatic)."""
         for m in self.modules():

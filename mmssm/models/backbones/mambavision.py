@@ -246,9 +246,7 @@ class MambaVision(SSMBackbone):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x):
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'MambaVision expects images (batch, {self.in_channels}, H, W), got '
-                             f'{tuple(x.shape)}; set in_channels to match your data')
+        self.check_images(x)
         x = self.patch_embed(x)
         outs = []
         for i, level in enumerate(self.levels):

@@ -167,9 +167,7 @@ class VisionMamba(SSMBackbone):
         return fit_to_model(convert_official(state_dict), self)
 
     def _embed(self, x):
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'VisionMamba expects images (batch, {self.in_channels}, H, W), got '
-                             f'{tuple(x.shape)}; set in_channels to match your data')
+        self.check_images(x)
         H, W = x.shape[-2:]
         # pad to whole patches: (size - patch) must be a multiple of the stride
         pad_h = max(self.patch_size - H, (-(H - self.patch_size)) % self.stride)

@@ -177,9 +177,7 @@ class VMamba(SSMBackbone):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x):
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'VMamba expects images (batch, {self.in_channels}, H, W), got '
-                             f'{tuple(x.shape)}; set in_channels to match your data')
+        self.check_images(x)
         if self.pad_to > 1:
             x = F.pad(x, (0, -x.shape[3] % self.pad_to, 0, -x.shape[2] % self.pad_to))
         x = self.patch_embed(x)  # (batch, H, W, C)
