@@ -6,8 +6,10 @@ count for fused attention (F.scaled_dot_product_attention) either; that is added
 matrix products, in mmengine's unit of one multiply-add.
 
     python tools/analysis_tools/get_flops.py configs/upernet_vim-s_ade20k.py --shape 512 512
+    python tools/analysis_tools/get_flops.py configs/mask-rcnn_vmamba-t_fpn_1x_coco.py --shape 800 1280
 """
 import argparse
+import contextlib
 import math
 
 import torch
@@ -31,6 +33,24 @@ def attention_flops(inputs, outputs):
     return math.prod(q[:-1]) * k[-2] * (q[-1] + v[-1])
 
 
+@contextlib.contextmanager
+def shape_only_scan():
+    """The scan's FLOPs come from its input shapes alone (:func:`scan_flops`), so while tracing it
+    returns zeros of the right shapes instead of stepping through every token: its states and
+    token loop are what make a full-size trace run out of memory."""
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+        batch, channels, length = u.shape
+        return (u.new_zeros(batch, channels, length, dtype=torch.float32),
+                u.new_zeros(batch, channels, A.shape[1], dtype=torch.float32))
+
+    real = TorchScan.forward
+    TorchScan.forward = staticmethod(forward)
+    try:
+        yield
+    finally:
+        TorchScan.forward = real
+
+
 def count(module, inputs, with_scan=True):
     """(parameters, FLOPs) of ``module(*inputs)``."""
     analyzer = FlopAnalyzer(module, inputs)
@@ -39,7 +59,38 @@ def count(module, inputs, with_scan=True):
         analyzer.set_op_handle(f'prim::PythonOp.{TorchScan.__name__}', scan_flops)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
-    return parameter_count(module)[''], analyzer.total()
+    with shape_only_scan(), torch.no_grad():
+        flops = analyzer.total()
+    return parameter_count(module)[''], flops
+
+
+class DetectorTensorMode(torch.nn.Module):
+    """A two-stage detector's ``mode='tensor'`` forward with a fixed number of proposals.
+
+    The RPN's proposals after NMS depend on the (random) weights and image, and the RoI heads'
+    FLOPs on how many there are; this feeds them the RPN's ``max_per_img`` boxes, the count a
+    trained RPN gives on a real image. The RPN's own convolutions are still run and counted.
+    """
+
+    def __init__(self, detector):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, image):
+        from mmdet.structures import DetDataSample
+        from mmengine.structures import InstanceData
+        height, width = image.shape[-2:]
+        meta = dict(img_shape=(height, width), ori_shape=(height, width), scale_factor=(1., 1.),
+                    pad_shape=(height, width), batch_input_shape=(height, width))
+        samples = [DetDataSample(metainfo=meta) for _ in range(len(image))]
+        x = self.detector.extract_feat(image)
+        self.detector.rpn_head(x)
+        count = self.detector.test_cfg.rpn.max_per_img
+        # RoIAlign has no FLOP count, so where the boxes lie changes nothing counted
+        corner = torch.rand(count, 2) * image.new_tensor([width, height]) / 2
+        boxes = torch.cat([corner, corner * 2], dim=1)
+        proposals = [InstanceData(bboxes=boxes) for _ in samples]
+        return self.detector.roi_head.forward(x, proposals, samples)
 
 
 def main():
@@ -58,8 +109,12 @@ def main():
     # the jit trace runs on the CPU, so the scan takes its PyTorch path
     torch.manual_seed(0)
     image = torch.randn(1, 3, *args.shape)
-    module = model.backbone if args.backbone_only else model
-    inputs = (image, ) if args.backbone_only else (image, None, 'tensor')
+    if args.backbone_only:
+        module, inputs = model.backbone, (image, )
+    elif hasattr(model, 'roi_head'):
+        module, inputs = DetectorTensorMode(model), (image, )
+    else:
+        module, inputs = model, (image, None, 'tensor')
     params, flops = count(module, inputs)
     print(f'{args.config} at {args.shape[0]}x{args.shape[1]}'
           f'{" (backbone)" if args.backbone_only else ""}: '
