@@ -16,6 +16,7 @@ import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
+from mmdet.structures.bbox import bbox2roi
 
 import mmssm  # noqa: F401
 from mmssm_kernels.reference import TorchScan
@@ -64,12 +65,14 @@ def count(module, inputs, with_scan=True):
     return parameter_count(module)[''], flops
 
 
-class DetectorTensorMode(torch.nn.Module):
-    """A two-stage detector's ``mode='tensor'`` forward with a fixed number of proposals.
+class DetectorHeads(torch.nn.Module):
+    """A two-stage detector as its FLOPs are usually quoted (mmdet 2.x ``forward_dummy``, as in
+    the Swin, VMamba and MambaVision tables): backbone, neck, RPN convolutions, every box head on
+    the RPN's ``max_per_img`` proposals and every mask head on the first 100 of them.
 
-    The RPN's proposals after NMS depend on the (random) weights and image, and the RoI heads'
-    FLOPs on how many there are; this feeds them the RPN's ``max_per_img`` boxes, the count a
-    trained RPN gives on a real image. The RPN's own convolutions are still run and counted.
+    mmdet 3's ``mode='tensor'`` is not used: its proposals come out of NMS on random weights, so
+    their number (and the RoI heads' FLOPs) is arbitrary, and its cascade head sends all of them
+    through each stage's mask head, 10x the quoted mask cost.
     """
 
     def __init__(self, detector):
@@ -77,20 +80,21 @@ class DetectorTensorMode(torch.nn.Module):
         self.detector = detector
 
     def forward(self, image):
-        from mmdet.structures import DetDataSample
-        from mmengine.structures import InstanceData
-        height, width = image.shape[-2:]
-        meta = dict(img_shape=(height, width), ori_shape=(height, width), scale_factor=(1., 1.),
-                    pad_shape=(height, width), batch_input_shape=(height, width))
-        samples = [DetDataSample(metainfo=meta) for _ in range(len(image))]
         x = self.detector.extract_feat(image)
-        self.detector.rpn_head(x)
+        # every result is returned: the trace drops what no output depends on, FLOPs included
+        outputs = self.detector.rpn_head(x)
         count = self.detector.test_cfg.rpn.max_per_img
+        height, width = image.shape[-2:]
         # RoIAlign has no FLOP count, so where the boxes lie changes nothing counted
         corner = torch.rand(count, 2) * image.new_tensor([width, height]) / 2
-        boxes = torch.cat([corner, corner * 2], dim=1)
-        proposals = [InstanceData(bboxes=boxes) for _ in samples]
-        return self.detector.roi_head.forward(x, proposals, samples)
+        rois = bbox2roi([torch.cat([corner, corner * 2], dim=1)] * len(image))
+        head = self.detector.roi_head
+        stages = [(i, ) for i in range(head.num_stages)] if hasattr(head, 'num_stages') else [()]
+        for stage in stages:
+            boxes = head._bbox_forward(*stage, x, rois)
+            masks = head._mask_forward(*stage, x, rois[:100])
+            outputs += (boxes['cls_score'], boxes['bbox_pred'], masks['mask_preds'])
+        return outputs
 
 
 def main():
@@ -112,7 +116,7 @@ def main():
     if args.backbone_only:
         module, inputs = model.backbone, (image, )
     elif hasattr(model, 'roi_head'):
-        module, inputs = DetectorTensorMode(model), (image, )
+        module, inputs = DetectorHeads(model), (image, )
     else:
         module, inputs = model, (image, None, 'tensor')
     params, flops = count(module, inputs)
