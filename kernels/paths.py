@@ -6,6 +6,7 @@ own order and writes each result back at the token's own position. So Vim's reve
 VMamba's column-major routes need no flipped or transposed copy from the caller, and with ``merge``
 the routes' outputs at a token are summed (VMamba's cross-merge) or averaged (Vim's bimamba v2).
 """
+import numbers
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -30,7 +31,16 @@ class ScanPaths:
             raise ValueError(f'unknown scan route(s) {unknown}; known routes are {ROUTES}')
         if self.merge not in MERGES:
             raise ValueError(f'unknown merge {self.merge!r}; use one of {MERGES}')
-        if self.needs_hw and (self.hw is None or len(self.hw) != 2 or min(self.hw) < 1):
+        if self.hw is not None:
+            hw = self.hw
+            # symbolic sizes (torch.export) are whole numbers too
+            if not (isinstance(hw, (tuple, list)) and len(hw) == 2 and all(
+                    isinstance(s, (numbers.Integral, torch.SymInt)) and not isinstance(s, bool)
+                    for s in hw)):
+                raise ValueError(f'hw must be (H, W), two whole numbers, got {hw!r}')
+            # a tuple keeps the paths hashable and comparable whatever sequence was passed
+            object.__setattr__(self, 'hw', tuple(hw))
+        if self.needs_hw and (self.hw is None or min(self.hw) < 1):
             raise ValueError(f'routes {self.routes} walk a 2-D grid: pass hw=(H, W), got {self.hw}')
 
     @classmethod

@@ -56,6 +56,33 @@ def test_output_channels_and_strides(case, hw):
     assert all(torch.isfinite(o).all() for o in outs)
 
 
+@pytest.mark.parametrize('setting, value, message', [
+    ('frozen_stages', 5, 'frozen_stages must be a whole number from -1 (train all) to 4 (freeze '
+     'all), got 5'),
+    ('frozen_stages', -2, 'frozen_stages must be a whole number from -1 (train all) to 4 (freeze '
+     'all), got -2'),
+    ('drop_path_rate', 1.0, 'drop_path_rate must be in [0, 1), got 1.0'),
+    ('drop_path_rate', -0.1, 'drop_path_rate must be in [0, 1), got -0.1'),
+    ('embed_dims', 0, 'embed_dims must be a whole number of at least 1, got 0'),
+])
+def test_settings_out_of_range_are_named(case, setting, value, message):
+    cfg, _ = case  # frozen_stages counts 4 parts in each: Vim's 4 blocks, the others' stages
+    if setting == 'embed_dims':
+        cfg = {**cfg, 'arch': {**cfg['arch'], 'embed_dims': value}}
+    else:
+        cfg = {**cfg, setting: value}
+    with pytest.raises(ValueError) as error:
+        SEG_MODELS.build(cfg)
+    assert str(error.value) == f'{cfg["type"]}: {message}'
+
+
+@pytest.mark.parametrize('window_size', [7, (8, 8, 0, 2), (8, 8, 4.0, 2), '8842'])
+def test_mambavision_window_size_is_checked(window_size):
+    cfg = {**CASES['mambavision'][0], 'window_size': window_size}
+    with pytest.raises(ValueError, match=r'^MambaVision: window_size must be|4 values each'):
+        SEG_MODELS.build(cfg)
+
+
 def test_wrong_channel_count_is_named(case):
     cfg, _ = case
     with pytest.raises(ValueError, match=rf'^{cfg["type"]} expects images \(batch, 3, H, W\), got '

@@ -1,5 +1,6 @@
 """Bad data, config typos and a synthetic data set over real data stop with the file or key and
 the fix, before anything is trained."""
+import re
 from argparse import Namespace
 from pathlib import Path
 
@@ -9,7 +10,8 @@ from mmengine.config import Config
 from mmengine.hooks import CheckpointHook
 
 from mmssm.apis import check_data, check_samples, load_config, user_errors_reported
-from mmssm.apis.config_check import ConfigError, check_checkpoint_hook, check_options
+from mmssm.apis.config_check import (ConfigError, check_checkpoint_hook, check_lengths,
+                                     check_options)
 from mmssm.datasets import CheckSegAnnotation, DataError
 from mmssm.datasets.synthetic import main as synthetic_main
 from mmssm.datasets.synthetic import make
@@ -47,6 +49,33 @@ def test_generator_redoes_its_own_folder(tmp_path):
     (out / '.complete').unlink()  # as if interrupted
     assert make('coco', str(out), num_train=1, num_val=1, size=32)
     assert not make('coco', str(out), num_train=1, num_val=1, size=32)
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--num-train', '0'], '--num-train must be a whole number of at least 1, got 0 (training and '
+     'validation each need an image)'),
+    (['--num-val', '-2'], '--num-val must be a whole number of at least 1, got -2'),
+    (['--size', '1'], '--size must be a whole number of at least 32, got 1 (the backbones '
+     'downsample by 32)'),
+])
+def test_generator_refuses_sizes_that_make_no_data_set(tmp_path, args, message):
+    out = tmp_path / 'synthetic'
+    with pytest.raises(SystemExit) as error:
+        synthetic_main(['ade20k', '--out', str(out), *args])
+    assert str(error.value).startswith(f'error: {message}')
+    assert not out.exists()
+
+
+def test_generator_does_not_mix_kinds(tmp_path):
+    out = tmp_path / 'synthetic_ade20k'
+    assert make('ade20k', str(out), num_train=1, num_val=1, size=32)
+    for interrupted in (False, True):
+        if interrupted:
+            (out / '.complete').unlink()
+        with pytest.raises(SystemExit, match=f'error: {out} holds a synthetic ade20k data set: '
+                                             f'writing coco into it would mix the two layouts'):
+            synthetic_main(['coco', '--out', str(out), '--num-train', '1', '--num-val', '1'])
+    assert not (out / 'annotations/instances_train2017.json').exists()
 
 
 def test_data_hint_names_a_separate_folder(tmp_path):
@@ -115,11 +144,36 @@ def test_label_map_of_another_size():
 def test_label_values_outside_the_classes():
     label = np.zeros((4, 6))
     label[0, :3] = (7, 255, 9)
-    with pytest.raises(DataError, match=r'label map a.png holds values \[9\] that are neither one '
-                                        r'of the 8 classes \(0..7 after reduce_zero_label\)'):
+    # reported as the file holds them: reduce_zero_label made 10 into 9
+    with pytest.raises(DataError, match=r'label map a.png holds values \[10\] that are neither '
+                                        r'one of the 8 classes \(1..8 in the file, 0..7 after '
+                                        r'reduce_zero_label\)'):
         CheckSegAnnotation(num_classes=8)(sample(label))
     label[0, 2] = 3
     assert CheckSegAnnotation(num_classes=8)(sample(label)) is not None
+
+
+@pytest.mark.parametrize('values', [(261, ), (1000, 300), (3, )])
+def test_16_bit_label_maps_are_read_at_their_depth(tmp_path, values):
+    """mmseg keeps 8 bits of each label value: 261 would train as class 4 (5 - 1 after
+    reduce_zero_label). Values above 255 stop with the values in the file."""
+    from mmseg.datasets.transforms import LoadAnnotations
+    from PIL import Image
+    label = np.ones((4, 6), np.uint16)
+    label[0, :len(values)] = values
+    path = tmp_path / 'label.png'
+    Image.fromarray(label).save(path)
+    assert Image.open(path).mode.startswith('I;16')
+    results = LoadAnnotations()(dict(seg_map_path=str(path), reduce_zero_label=True,
+                                     seg_fields=[], img_path='a.jpg', ori_shape=(4, 6)))
+    check = CheckSegAnnotation(num_classes=150)
+    if max(values) <= 255:
+        assert set(np.unique(check(results)['gt_seg_map'])) == {0, values[0] - 1}
+        return
+    with pytest.raises(DataError, match=rf'label map {path} holds values '
+                                        rf'\[{", ".join(map(str, sorted(values)))}\] above 255 '
+                                        rf'\(it is a 16-bit or deeper image\)'):
+        check(results)
 
 
 def test_worker_error_is_reported_as_its_own_line():
@@ -145,7 +199,47 @@ def test_misspelt_option_parent_is_refused_with_the_closest_key():
         check_options(cfg, {'default_hooks.chekpoint.interval': 5})
     check_options(cfg, {'optim_wrapper.optimizer.lr': 0.1, 'default_hooks.checkpoint.max_keep_'
                         'ckpts': 2, 'train_dataloader.dataset.pipeline.3.prob': 0.2,
+                        'model.backbone.init_cfg._delete_': True,
                         'model.backbone.init_cfg.type': 'Pretrained'})
+    options = {'model.backbone.init_cfg._delete_': True, 'model.backbone.init_cfg.type':
+               'Pretrained', 'model.backbone.init_cfg.checkpoint': 'vim.pth'}
+    cfg.merge_from_dict(options)  # what the check lets through, mmengine merges
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='vim.pth')
+
+
+@pytest.mark.parametrize('option, message', [
+    ('model.backbone.init_cfg.checkpoint', "model.backbone.init_cfg is None in the config, so it "
+     "has no 'checkpoint'; to make it a dict, also pass --cfg-options "
+     "model.backbone.init_cfg._delete_=True (and every key it needs)"),
+    ('train_cfg.max_iter', "train_cfg has no key 'max_iter'; did you mean 'train_cfg.max_iters'?"),
+    ('default_hooks.logger.intervl', "default_hooks.logger has no key 'intervl'; did you mean "
+     "'default_hooks.logger.interval'?"),
+    ('train_dataloader.batch_sze', "train_dataloader has no key 'batch_sze'; did you mean "
+     "'train_dataloader.batch_size'?"),
+])
+def test_option_under_none_or_misspelt_leaf_is_refused(option, message):
+    cfg = Config.fromfile(SEG_CONFIG)
+    with pytest.raises(ConfigError) as error:
+        check_options(cfg, {option: 3})
+    assert str(error.value) == f'--cfg-options {option}=3: {message}'
+    with pytest.raises(TypeError):  # what mmengine does with the first without the check
+        Config.fromfile(SEG_CONFIG).merge_from_dict(
+            {'model.backbone.init_cfg.checkpoint': 'vim.pth'})
+
+
+@pytest.mark.parametrize('key, value, loaders', [
+    ('train_cfg.max_iters', 0, ['train_dataloader']),
+    ('train_dataloader.batch_size', 0, ['train_dataloader']),
+    ('val_dataloader.batch_size', -1, ['val_dataloader']),
+    ('train_cfg.max_iters', 2.5, ['train_dataloader']),
+])
+def test_training_length_and_batch_size_of_at_least_one(key, value, loaders):
+    cfg = Config.fromfile(SEG_CONFIG)
+    cfg.merge_from_dict({key: value})
+    with pytest.raises(ConfigError, match=rf'^{re.escape(key)} must be a whole number of at '
+                                          rf'least 1, got {value}$'):
+        check_lengths(cfg, loaders)
+    check_lengths(Config.fromfile(SEG_CONFIG), loaders)
 
 
 def test_misspelt_checkpoint_argument_is_caught_before_training():

@@ -162,6 +162,11 @@ def test_bad_paths_raise_clear_errors():
         ScanPaths(('forward', 'diagonal'))
     with pytest.raises(ValueError, match='hw='):
         ScanPaths(('col', ))
+    for hw in ((3.0, 5), (3, ), 15, (True, 5)):
+        with pytest.raises(ValueError, match=rf'^hw must be \(H, W\), two whole numbers, got '):
+            ScanPaths(('col', ), hw=hw)
+    assert ScanPaths.cross2d([3, 5]) == ScanPaths.cross2d((3, 5))  # a list is taken as a tuple
+    assert ScanPaths(('col', ), hw=[3, 5]).hw == (3, 5)
     inputs = {k: None if v is None else v.detach() for k, v in make_inputs(K=4, L=12).items()}
     with pytest.raises(ValueError, match='grid hw=.* has 15 tokens'):
         selective_scan(**inputs, paths=ScanPaths.cross2d((3, 5)))

@@ -134,3 +134,10 @@ def test_resumed_training_is_bit_identical(tmp_path):
     assert full['state_dict'].keys() == again['state_dict'].keys()
     for key, value in full['state_dict'].items():
         assert torch.equal(value, again['state_dict'][key]), key
+
+
+def test_resume_without_a_checkpoint_is_an_error(tmp_path):
+    """Not a silent start from scratch."""
+    with pytest.raises(CheckpointError, match=f'^--resume: no checkpoint to resume from in '
+                                              f'{tmp_path} '):
+        resume_checkpoint(str(tmp_path))

@@ -8,33 +8,73 @@ class ConfigError(ValueError):
     pass
 
 
-def _closest(word, choices):
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+def _closest(word, choices, cutoff=0.6):
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=cutoff)
     return close[0] if close else None
 
 
 def check_options(cfg, options):
     """Raises ConfigError for an option (``a.b.c=value``) whose parent (``a.b``) is not in
-    ``cfg``, naming the closest existing key. A new leaf under an existing parent is allowed."""
+    ``cfg`` or is None (mmengine cannot merge into it), naming the closest existing key; and for
+    a new leaf that is one letter or two off an existing one (``max_iter`` beside
+    ``max_iters``). Another new leaf under an existing parent is allowed."""
     tree = cfg.to_dict()
     for key, value in options.items():
         node, path = tree, []
-        for part in key.split('.')[:-1]:
-            if node is None:  # a None in the config may be replaced by a dict
-                break
+        parts = key.split('.')
+        for part in parts[:-1]:
             if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             elif isinstance(node, dict) and part in node:
                 node = node[part]
             else:
-                where = '.'.join(path) or 'the config'
-                choices = list(node) if isinstance(node, dict) else []
-                close = _closest(part, choices)
-                suggestion = (f"; did you mean '{'.'.join(path + [close])}'?" if close else
-                              f'; it has {sorted(map(str, choices))[:12]}' if choices else '')
-                raise ConfigError(f"--cfg-options {key}={value}: {where} has no key '{part}'"
-                                  + suggestion)
+                raise ConfigError(_no_key(key, value, path, part, node))
             path.append(part)
+            if node is None:
+                break
+        where = '.'.join(path) or 'the config'
+        if node is None:
+            if f'{where}._delete_' in options:  # replaced by a new dict: nothing to merge into
+                continue
+            raise ConfigError(
+                f'--cfg-options {key}={value}: {where} is None in the config, so it has no '
+                f"'{parts[len(path)]}'; to make it a dict, also pass --cfg-options "
+                f'{where}._delete_=True (and every key it needs)')
+        leaf = parts[-1]
+        if isinstance(node, dict) and leaf not in node and leaf != '_delete_':
+            close = _closest(leaf, node, cutoff=0.85)
+            if close:
+                raise ConfigError(f"--cfg-options {key}={value}: {where} has no key '{leaf}'; "
+                                  f"did you mean '{'.'.join(path + [close])}'?")
+
+
+def _no_key(key, value, path, part, node):
+    where = '.'.join(path) or 'the config'
+    choices = list(node) if isinstance(node, dict) else []
+    close = _closest(part, choices)
+    suggestion = (f"; did you mean '{'.'.join(path + [close])}'?" if close else
+                  f'; it has {sorted(map(str, choices))[:12]}' if choices else '')
+    return f"--cfg-options {key}={value}: {where} has no key '{part}'" + suggestion
+
+
+def _whole(value, least):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def check_lengths(cfg, loaders):
+    """Raises ConfigError for a training length (train_cfg.max_iters / max_epochs) or a batch
+    size of ``loaders`` below 1: nothing would be trained, or the data loader fails deep inside."""
+    train_cfg = cfg.get('train_cfg') or {}
+    if 'train_dataloader' in loaders:
+        for name in ('max_iters', 'max_epochs'):
+            if name in train_cfg and not _whole(train_cfg[name], 1):
+                raise ConfigError(f'train_cfg.{name} must be a whole number of at least 1, got '
+                                  f'{train_cfg[name]!r}')
+    for loader in loaders:
+        size = (cfg.get(loader) or {}).get('batch_size')
+        if size is not None and not _whole(size, 1):
+            raise ConfigError(f'{loader}.batch_size must be a whole number of at least 1, got '
+                              f'{size!r}')
 
 
 def check_checkpoint_hook(runner):

@@ -16,8 +16,9 @@ def _number(path):
 
 def resume_checkpoint(work_dir):
     """The newest readable checkpoint in ``work_dir``: the one its ``last_checkpoint`` names, else
-    the other ``iter_*.pth`` / ``epoch_*.pth``, newest first; None when there is none. One that
-    cannot be read (cut short by a kill while saving, ...) is named and skipped."""
+    the other ``iter_*.pth`` / ``epoch_*.pth``, newest first. One that cannot be read (cut short
+    by a kill while saving, ...) is named and skipped; none at all is an error, not a silent
+    start from scratch."""
     candidates = []
     last = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(last):
@@ -38,4 +39,6 @@ def resume_checkpoint(work_dir):
     if skipped:
         raise CheckpointError(f'no readable checkpoint to resume from in {work_dir} (tried '
                               f'{", ".join(skipped)}): train from the start without --resume')
-    return None
+    raise CheckpointError(f'--resume: no checkpoint to resume from in {work_dir} (no '
+                          f'last_checkpoint, iter_*.pth or epoch_*.pth): give its path '
+                          f'(--resume PATH, or --work-dir of the run), or train without --resume')

@@ -15,7 +15,7 @@ from mmssm.checkpoints import CheckpointError, add_trust_option
 from mmssm.datasets import SEEDED_SAMPLERS
 from mmssm.datasets.checks import DataError
 
-from .config_check import ConfigError, check_checkpoint_hook, check_options
+from .config_check import ConfigError, check_checkpoint_hook, check_lengths, check_options
 from .data_check import check_data, check_samples, check_weights, leaf_datasets
 from .distributed import COLLECTIVE_TIMEOUT_S, silent_ranks, watch_ranks
 
@@ -139,6 +139,7 @@ def build_runner(cfg, loaders):
     against the model before loading, a resumed training continues exactly, and its hooks and
     optimizer are built and checked before it returns."""
     training = 'train_dataloader' in loaders
+    check_lengths(cfg, loaders)
     try:
         check_data(cfg, loaders)
         check_weights(cfg, pretrained=training)

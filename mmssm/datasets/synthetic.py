@@ -36,8 +36,10 @@ COCO_CATEGORIES = (
 )
 SPLITS = {'ade20k': ('training', 'validation'), 'coco': ('train2017', 'val2017')}
 _DONE = '.complete'
-# written before anything else: the folder is this generator's to (over)write
+# written before anything else, holding the kind: the folder is this generator's to (over)write
 _MADE = '.mmssm-synthetic'
+# the backbones downsample by up to 32: a smaller image has no pixel left in their last stage
+MIN_SIZE = 32
 
 
 def _texture(kind, colour, size, rng):
@@ -169,11 +171,40 @@ def make_coco(out, num_train=120, num_val=24, size=256, seed=0):
 MAKERS = {'ade20k': make_ade20k, 'coco': make_coco}
 
 
+def _kind_in(out):
+    """The kind of synthetic data set ``out`` holds, from its markers ('' if unknown)."""
+    for marker in (_MADE, _DONE):
+        path = osp.join(out, marker)
+        if osp.isfile(path):
+            with open(path) as f:
+                text = f.read().strip()
+            kind = json.loads(text).get('kind', '') if text.startswith('{') else text
+            if kind:
+                return kind
+    return ''
+
+
+def _check_sizes(num_train=1, num_val=1, size=MIN_SIZE, seed=0):
+    for option, value, least in (('--num-train', num_train, 1), ('--num-val', num_val, 1),
+                                 ('--size', size, MIN_SIZE)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f'{option} must be a whole number of at least {least}, got {value!r}'
+                             + (' (the backbones downsample by 32)' if option == '--size' else
+                                ' (training and validation each need an image)'))
+
+
 def make(kind, out, force=False, **kwargs):
     """Generates the data set unless a complete one is already in ``out``; returns whether it
     generated. The completion marker is written last, so an interrupted run is redone. A non-empty
-    folder the generator did not make (real data, perhaps) is refused unless ``force``."""
+    folder the generator did not make (real data, perhaps) is refused unless ``force``, and so is
+    one holding the other kind."""
+    _check_sizes(**kwargs)
     done = osp.join(out, _DONE)
+    other = _kind_in(out)
+    if other and other != kind and not force:
+        raise FileExistsError(
+            f'{out} holds a synthetic {other} data set: writing {kind} into it would mix the two '
+            f'layouts. Choose another folder, e.g. --out data/synthetic_{kind}')
     if osp.exists(done):
         return False
     if osp.isdir(out) and os.listdir(out) and not osp.exists(osp.join(out, _MADE)) and not force:
@@ -182,8 +213,8 @@ def make(kind, out, force=False, **kwargs):
             f'there would overwrite what it holds (a real data set?). Choose a new folder, e.g. '
             f'--out data/synthetic_{kind}, or pass --force to write into it anyway')
     os.makedirs(out, exist_ok=True)
-    with open(osp.join(out, _MADE), 'w'):
-        pass
+    with open(osp.join(out, _MADE), 'w') as f:
+        f.write(kind)
     MAKERS[kind](out, **kwargs)
     with open(done, 'w') as f:
         json.dump(dict(kind=kind, **kwargs), f)
@@ -204,7 +235,7 @@ def main(argv=None):
     options = {k: v for k, v in vars(args).items() if k not in ('kind', 'out') and v is not None}
     try:
         made = make(args.kind, args.out, **options)
-    except FileExistsError as error:
+    except (FileExistsError, ValueError) as error:
         raise SystemExit(f'error: {error}') from None
     if made:
         print(f'Wrote a synthetic {args.kind} data set to {args.out}')

@@ -13,6 +13,8 @@ A family subclasses ``SSMBackbone``, sets the class attributes and overrides the
   parameters after the last block; ``num_blocks``;
 * ``reset_weights()``: the family's random initialisation (when no checkpoint is loaded).
 """
+import numbers
+
 import torch
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
@@ -57,6 +59,27 @@ class SSMBackbone(BaseModule):
             raise ValueError(f'{name}: custom arch needs {sorted(cls.custom_arch_required)} and '
                              f'accepts {sorted(accepted)}; missing {missing}, unknown {unknown}')
         return {**base, **arch}
+
+    def check_settings(self, num_stages, drop_path_rate, **positive):
+        """Settings out of range -> an error naming the setting and its range, before a layer is
+        built. ``num_stages``: how many parts frozen_stages can freeze; ``positive``: settings
+        that must be whole numbers of at least 1 (or sequences of them)."""
+        name = type(self).__name__
+
+        def whole(value):
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+        if not (whole(self.frozen_stages) and -1 <= self.frozen_stages <= num_stages):
+            raise ValueError(f'{name}: frozen_stages must be a whole number from -1 (train all) '
+                             f'to {num_stages} (freeze all), got {self.frozen_stages!r}')
+        if not (isinstance(drop_path_rate, numbers.Real) and 0 <= drop_path_rate < 1):
+            raise ValueError(f'{name}: drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
+        for key, value in positive.items():
+            several = isinstance(value, (list, tuple))
+            values = value if several else [value]
+            if not values or not all(whole(v) and v >= 1 for v in values):
+                what = 'whole numbers' if several else 'a whole number'
+                raise ValueError(f'{name}: {key} must be {what} of at least 1, got {value!r}')
 
     def check_out_indices(self, out_indices, count):
         """Sorted indices into ``count`` outputs; negative ones count from the end."""

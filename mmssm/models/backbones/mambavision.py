@@ -214,7 +214,10 @@ class MambaVision(SSMBackbone):
         super().__init__(frozen_stages=frozen_stages, with_cp=with_cp, init_cfg=init_cfg)
         self.arch = self.resolve_arch(arch)
         depths, num_heads = tuple(self.arch['depths']), tuple(self.arch['num_heads'])
-        window_size = tuple(window_size)
+        self.check_settings(4, drop_path_rate, embed_dims=self.arch['embed_dims'],
+                            window_size=window_size)
+        window_size = tuple(window_size) if isinstance(window_size, (list, tuple)) else (
+            window_size, )
         if not len(depths) == len(num_heads) == len(window_size) == 4:
             raise ValueError(f'MambaVision has 4 stages: depths {depths}, num_heads {num_heads} '
                              f'and window_size {window_size} need 4 values each')

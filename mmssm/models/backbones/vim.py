@@ -116,6 +116,7 @@ class VisionMamba(SSMBackbone):
         super().__init__(frozen_stages=frozen_stages, with_cp=with_cp, init_cfg=init_cfg)
         self.arch = {**self.arch_defaults, **self.resolve_arch(arch)}
         embed_dims, depth = self.arch['embed_dims'], self.arch['depth']
+        self.check_settings(depth, drop_path_rate, embed_dims=embed_dims, depth=depth)
         self.embed_dims, self.depth, self.in_channels = embed_dims, depth, in_channels
         self.patch_size, self.stride = self.arch['patch_size'], self.arch['stride']
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)

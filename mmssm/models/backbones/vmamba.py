@@ -146,6 +146,7 @@ class VMamba(SSMBackbone):
                 raise ValueError(f'VMamba: arch {key}={a[key]!r}; use one of {sorted(table)}')
         self.in_channels = in_channels
         self.depths = tuple(a['depths'])
+        self.check_settings(len(self.depths), drop_path_rate, embed_dims=a['embed_dims'])
         self.dims = [int(a['embed_dims'] * 2**i) for i in range(len(self.depths))]
         self.out_indices = self.check_out_indices(out_indices, len(self.depths))
         # v0's 4x4 patches need whole patches; the v2 stem's stride-2 convs take any size
