@@ -176,6 +176,44 @@ def test_16_bit_label_maps_are_read_at_their_depth(tmp_path, values):
         check(results)
 
 
+def _image(path, w, h, cut=0, pad=b''):
+    from PIL import Image
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (h, w, 3), np.uint8)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) - cut] + pad)
+    return path
+
+
+def test_images_that_would_fail_deep_in_the_pipeline_are_named(tmp_path):
+    import mmcv
+    from mmssm.apis.data_check import add_image_checks
+    from mmssm.datasets.checks import CheckImageFile
+    cfg = Config.fromfile(SEG_CONFIG)
+    add_image_checks(cfg, ['train_dataloader', 'val_dataloader'])
+    for loader in ('train_dataloader', 'val_dataloader'):
+        pipeline = cfg[loader].dataset.pipeline
+        assert pipeline[0] == dict(type='CheckImageFile', scale=(128, 128))
+        assert pipeline[1].type == 'LoadImageFromFile'
+    check = CheckImageFile(scale=(128, 128))
+    cut = _image(tmp_path / 'cut.jpg', 64, 48, cut=300)
+    assert mmcv.imread(str(cut)) is None  # what LoadImageFromFile asserts on, without a hint
+    problems = {
+        cut: 'is truncated (a JPEG without its end-of-image marker)',
+        _image(tmp_path / 'cut.png', 64, 48, cut=20): 'is truncated (a PNG without its IEND chunk)',
+        _image(tmp_path / 'thin.jpg', 4, 3000): "is 4x3000 pixels, which the pipeline's resize to "
+        'fit (128, 128) (keeping the aspect ratio) makes 0x128',
+    }
+    for path, problem in problems.items():
+        with pytest.raises(DataError) as error:
+            check(dict(img_path=str(path)))
+        assert str(error.value) == f'image {path} {problem}: replace it (crop or pad it) or delete it'
+    # usable: a JPEG padded after its end marker, and the thin one where it keeps 3 pixels
+    padded = _image(tmp_path / 'padded.jpg', 64, 48, pad=bytes(100))
+    assert mmcv.imread(str(padded)).shape == (48, 64, 3)
+    assert check(dict(img_path=str(padded)))
+    assert CheckImageFile(scale=(2048, 512))(dict(img_path=str(tmp_path / 'thin.jpg')))
+
+
 def test_worker_error_is_reported_as_its_own_line():
     # how torch re-raises an error from a data-loader worker
     message = ('Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent '

@@ -16,7 +16,8 @@ from mmssm.datasets import SEEDED_SAMPLERS
 from mmssm.datasets.checks import DataError
 
 from .config_check import ConfigError, check_checkpoint_hook, check_lengths, check_options
-from .data_check import check_data, check_samples, check_weights, leaf_datasets
+from .data_check import (add_image_checks, check_data, check_samples, check_weights,
+                         leaf_datasets)
 from .distributed import COLLECTIVE_TIMEOUT_S, silent_ranks, watch_ranks
 
 # errors in what the user fed the tool: reported as one line, without a traceback
@@ -146,6 +147,7 @@ def build_runner(cfg, loaders):
         check_samples(cfg, loaders)
     except (FileNotFoundError, DataError) as error:
         sys.exit(f'error: {error}')
+    add_image_checks(cfg, loaders)
     if task_of(cfg) == 'mmseg':
         _check_segmentation_labels(cfg, loaders)
     # testing and resuming need every tensor of the model; fine-tuning most of them

@@ -1,16 +1,65 @@
-"""Checks of annotations as each sample loads, which name the file and the fix: a label map of
-another size than its image trains silently and crashes at validation, and label values outside the
-classes change the metrics silently."""
+"""Checks of images and annotations as each sample loads, which name the file and the fix: a
+label map of another size than its image trains silently and crashes at validation, label values
+outside the classes change the metrics silently, and a truncated image or one that the resize
+makes 0 pixels wide fails deep inside mmcv or OpenCV without naming the file."""
 import os.path as osp
 
+import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmengine.registry import TRANSFORMS as ROOT_TRANSFORMS
 from mmseg.registry import TRANSFORMS
 from PIL import Image
 
 
 class DataError(ValueError):
     """A data set file that cannot be used as it is."""
+
+
+def _image_problem(path, scale):
+    """What makes image file ``path`` unusable, or None: a JPEG or PNG without its end marker (cut
+    short: the decoder refuses it), or a size that the keep-ratio resize to ``scale`` takes to
+    0 pixels on a side."""
+    with open(path, 'rb') as f:
+        head = f.read(8)
+        f.seek(max(osp.getsize(path) - 1024, 0))
+        tail = f.read()
+    # JPEG scan data escapes every 0xff byte, so an end-of-image marker in the last KiB is the
+    # file's own, with or without padding after it
+    if head[:3] == b'\xff\xd8\xff' and b'\xff\xd9' not in tail:
+        return 'is truncated (a JPEG without its end-of-image marker)'
+    if head == b'\x89PNG\r\n\x1a\n' and b'IEND' not in tail[-32:]:
+        return 'is truncated (a PNG without its IEND chunk)'
+    if scale is None:
+        return None
+    try:
+        with Image.open(path) as image:
+            size = image.size
+    except OSError as error:
+        return f'cannot be read as an image ({error})'
+    resized = mmcv.rescale_size(size, tuple(scale) if isinstance(scale, list) else scale)
+    if min(resized) < 1:
+        return (f'is {size[0]}x{size[1]} pixels, which the pipeline\'s resize to fit {scale} '
+                f'(keeping the aspect ratio) makes {resized[0]}x{resized[1]}')
+    return None
+
+
+@ROOT_TRANSFORMS.register_module()
+class CheckImageFile(BaseTransform):
+    """Put before LoadImageFromFile (mmseg's and mmdet's pipelines find it): the image file must be
+    whole, and keep at least a pixel a side when resized to ``scale`` with its aspect ratio (the
+    smallest scale the pipeline's resize draws; None: not checked). A remote file is not
+    checked."""
+
+    def __init__(self, scale=None):
+        self.scale = scale
+
+    def transform(self, results):
+        path = results.get('img_path')
+        problem = _image_problem(path, self.scale) if path and osp.isfile(path) else None
+        if problem:
+            raise DataError(f'image {path} {problem}: replace it (crop or pad it) or delete it')
+        return results
 
 
 def _values_beyond_8_bits(path):
