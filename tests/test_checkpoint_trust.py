@@ -160,7 +160,7 @@ def test_true_values_trust(malicious, value, monkeypatch):
 
 
 @pytest.mark.parametrize('value', ['2', 'on', 'maybe', 'n', '1 0'])
-def test_other_values_are_an_error(malicious, value, monkeypatch, tmp_path):
+def test_other_values_are_an_error(malicious, value, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(TRUST_ENV, value)
     path, marker = malicious
     expected = (f"{TRUST_ENV}={value!r} is neither true (1, true, yes) nor false ('', '0', "
@@ -169,8 +169,10 @@ def test_other_values_are_an_error(malicious, value, monkeypatch, tmp_path):
         read_checkpoint(path)
     assert str(error.value) == expected
     # a tool stops before it does anything, with that line
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         vim2mmssm.main([str(path), str(tmp_path / 'out.pth')])
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == f'error: {expected}\n'
     assert not marker.exists() and not (tmp_path / 'out.pth').exists()
 
 

@@ -107,7 +107,7 @@ def add_trust_option(parser):
     try:
         trusted()
     except ValueError as error:
-        parser.error(str(error))
+        parser.exit(1, f'error: {error}\n')
 
 
 def _unsafe_globals(file):
