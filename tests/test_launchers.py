@@ -16,6 +16,7 @@ import torch
 from conftest import SUMMARY
 from test_tools_e2e import IN_PROCESS_DATA, REPO, SEG_CONFIG, free_port, metric, run
 
+from mmssm.apis import distributed
 from mmssm.datasets.synthetic import make
 
 pytestmark = pytest.mark.slow
@@ -180,4 +181,5 @@ def test_killed_node_is_named(workspace):
             'that process killed (out of memory?) or its node lost?') in out, out[-5000:]
     assert ended_after < TIMEOUT_S
     SUMMARY.append(f'two nodes, node 1 killed: node 0 named rank 1 and ended {ended_after:.0f} s '
-                   f'later (collective timeout {TIMEOUT_S} s, roll call 30 s)')
+                   f'later (collective timeout {TIMEOUT_S} s, roll call '
+                   f'{distributed.ROLL_CALL_S} s)')

@@ -116,9 +116,16 @@ export SLURM_CONF="$DIR/slurm.conf"
 # -i: forget the jobs of an earlier start
 slurmctld -i || fail "slurmctld did not start"
 slurmd -N localhost || fail "slurmd did not start"
-for _ in $(seq 60); do
-    state=$(sinfo -h -n localhost -o %T 2>/dev/null || true)
+deadline=$((SECONDS + 60))
+while (( SECONDS < deadline )); do
+    for daemon in munged slurmctld slurmd; do
+        if [[ -f "$DIR/$daemon.pid" ]] && ! kill -0 "$(cat "$DIR/$daemon.pid")" 2>/dev/null; then
+            fail "$daemon stopped after it started"
+        fi
+    done
+    # a controller that does not answer keeps sinfo waiting for minutes
+    state=$(timeout 5 sinfo -h -n localhost -o %T 2>/dev/null || true)
     [[ "$state" == idle ]] && exit 0
     sleep 0.5
 done
-fail "the node is not idle after 30 s (sinfo says: ${state:-nothing})"
+fail "the node is not idle after 60 s (sinfo says: ${state:-nothing})"
