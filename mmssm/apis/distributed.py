@@ -34,7 +34,7 @@ def _slurm_environment():
                if name not in os.environ]
     if missing:
         raise ConfigError(f'--launcher slurm needs the variables srun sets ({", ".join(missing)} '
-                           'missing): start it with tools/slurm_train.sh or tools/slurm_test.sh')
+                          'missing): start it with tools/slurm_train.sh or tools/slurm_test.sh')
     os.environ['RANK'] = os.environ['SLURM_PROCID']
     os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
     os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')

@@ -31,7 +31,8 @@ fail() {  # the reason, then the end of each log
 install() {
     command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
         && command -v srun >/dev/null && command -v munged >/dev/null && return 0
-    [[ $(id -u) == 0 ]] || fail "slurm-wlm and munge are not installed, and installing them needs root"
+    [[ $(id -u) == 0 ]] \
+        || fail "slurm-wlm and munge are not installed, and installing them needs root"
     echo "local_slurm: installing slurm-wlm and munge (apt-get)" >&2
     local output
     output=$(export DEBIAN_FRONTEND=noninteractive
@@ -65,7 +66,8 @@ if [[ "$ACTION" == stop ]]; then
 fi
 
 install
-[[ $(id -u) == 0 ]] || fail "the daemons run as root here (SlurmUser, SlurmdUser, munged): run as root"
+[[ $(id -u) == 0 ]] \
+    || fail "the daemons run as root here (SlurmUser, SlurmdUser, munged): run as root"
 
 CPUS=${SLURM_CPUS:-2}
 mkdir -p "$DIR/state" "$DIR/spool"
