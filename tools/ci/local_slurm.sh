@@ -110,7 +110,7 @@ EOF
 bash "$0" stop "$DIR"
 rm -f "$DIR"/*.log
 
-# --force: munged refuses a socket or key under a world-writable /tmp otherwise
+# --force: munged wants the folder of its socket open to every user, and DIR is root's alone (0700)
 munged --force --socket="$DIR/munge.socket" --key-file="$DIR/munge.key" \
     --pid-file="$DIR/munged.pid" --log-file="$DIR/munged.log" --seed-file="$DIR/munged.seed" \
     || fail "munged did not start"
