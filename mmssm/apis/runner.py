@@ -1,7 +1,6 @@
 """What tools/train.py and tools/test.py share: the common command-line options, the config with
 those applied, and an mmengine Runner for the config's task (mmseg or mmdet, from default_scope)."""
 import contextlib
-import datetime
 import importlib
 import os
 import os.path as osp
@@ -18,7 +17,8 @@ from mmssm.datasets.checks import DataError
 from .config_check import ConfigError, check_checkpoint_hook, check_lengths, check_options
 from .data_check import (add_image_checks, check_data, check_samples, check_weights,
                          leaf_datasets)
-from .distributed import COLLECTIVE_TIMEOUT_S, silent_ranks, watch_ranks
+from .distributed import (COLLECTIVE_TIMEOUT_S, init_cpu_process_group, lost_ranks_message,
+                          watch_ranks)
 
 # errors in what the user fed the tool: reported as one line, without a traceback
 USER_ERRORS = (CheckpointError, ConfigError, DataError)
@@ -55,13 +55,10 @@ def user_errors_reported():
             message = message.strip().splitlines()[-1].split(': ', 1)[-1]
         sys.exit(f'error: {message}')
     except RuntimeError as error:
-        ranks = silent_ranks(error)
-        if ranks is None:
+        message = lost_ranks_message(error)
+        if message is None:
             raise
-        names = f'rank{"s" * (len(ranks) > 1)} {", ".join(map(str, ranks))}'
-        sys.exit(f'error: {names} stopped answering: a collective got no reply within the '
-                 f'timeout (env_cfg.dist_cfg.timeout, seconds). Is that process stopped, hung or '
-                 f'out of memory? Its log shows where it was')
+        sys.exit(message)
 
 
 def task_of(cfg):
@@ -107,11 +104,7 @@ def _setup_cpu_distributed(cfg):
     runs on GPUs: so a gloo process group is created here (the Runner then uses it instead of making
     its own), the model is wrapped without device_ids and SyncBN becomes per-process BN.
     """
-    if cfg.launcher != 'pytorch':
-        sys.exit('error: without a GPU only --launcher pytorch (torchrun, tools/dist_*.sh) works')
-    if not torch.distributed.is_initialized():
-        timeout = datetime.timedelta(seconds=cfg.env_cfg.dist_cfg.timeout)
-        torch.distributed.init_process_group('gloo', timeout=timeout)
+    init_cpu_process_group(cfg.launcher, cfg.env_cfg.dist_cfg.timeout)
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
