@@ -7,9 +7,13 @@ monitored barrier, on a group of its own made while every rank was answering, wh
 silent.
 """
 import datetime
+import os
 import re
+import subprocess
 
 import torch.distributed as dist
+
+from .config_check import ConfigError
 
 COLLECTIVE_TIMEOUT_S = 600
 # how long the ranks that are still answering get to reach the barrier
@@ -38,3 +42,22 @@ def silent_ranks(error):
         if match:
             return [int(r) for r in match.group(1).split(',')]
     return None
+
+
+def init_cpu_process_group(launcher, timeout):
+    """The gloo process group of a run without GPUs (mmengine's init_dist pins a CUDA device), from
+    torchrun's variables (``pytorch``) or Slurm's (``slurm``); ``timeout`` in seconds."""
+    if dist.is_initialized():
+        return
+    if launcher == 'slurm':
+        node_list = os.environ['SLURM_NODELIST']
+        first = subprocess.check_output(['scontrol', 'show', 'hostname', node_list], text=True)
+        os.environ.setdefault('MASTER_ADDR', first.split()[0])
+        os.environ.setdefault('MASTER_PORT', '29500')
+        os.environ.update(RANK=os.environ['SLURM_PROCID'], WORLD_SIZE=os.environ['SLURM_NTASKS'],
+                          LOCAL_RANK=os.environ['SLURM_LOCALID'])
+    elif launcher != 'pytorch':
+        raise ConfigError(f'--launcher {launcher} needs a GPU: without one, use --launcher '
+                          f'pytorch (torchrun, tools/dist_train.sh) or slurm')
+    dist.init_process_group('gloo', timeout=datetime.timedelta(seconds=timeout or
+                                                               COLLECTIVE_TIMEOUT_S))

@@ -4,10 +4,11 @@
 it only builds tensors, containers and the types allowed below; mmengine's loader tries that and
 then silently retries without it. Every checkpoint mmssm reads (``init_cfg`` Pretrained,
 ``load_from``, ``--resume``, tools/test.py, the model converters) goes through
-:func:`read_checkpoint` instead: importing this module makes it mmengine's loader for local files.
+:func:`read_checkpoint` instead, which :func:`secure_checkpoint_loading` makes mmengine's loader.
 A file that needs more than weights stops with its name and how to opt in for a trusted file.
 """
 import argparse
+import contextlib
 import os
 import os.path as osp
 import pickle
@@ -15,7 +16,7 @@ import re
 
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
+from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner import CheckpointLoader
 
 TRUST_ENV = 'MMSSM_TRUST_CHECKPOINTS'
@@ -126,5 +127,43 @@ def load_from_local_weights_only(path, map_location=None):
                           f'PyTorch checkpoint ({reason})')
 
 
-# mmengine's Runner (load_from, resume) and its Pretrained init read local files through this
-CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_weights_only, force=True)
+# the scheme prefixes mmssm reads weights-only, and its loader for each
+WEIGHTS_ONLY_LOADERS = {'': load_from_local_weights_only}
+SECURE_LOADING_ENV = 'MMSSM_SECURE_LOADING'
+# mmengine's own loaders, put back when process-wide secure loading is switched off
+_MMENGINE_LOADERS = {prefix: CheckpointLoader._schemes[prefix] for prefix in WEIGHTS_ONLY_LOADERS}
+
+
+def _register(loaders):
+    for prefix, loader in loaders.items():
+        CheckpointLoader.register_scheme(prefixes=prefix, loader=loader, force=True)
+
+
+def secure_checkpoint_loading(enable=True):
+    """Makes mmengine's CheckpointLoader read checkpoints weights-only for the whole process
+    (``enable=False`` puts mmengine's own loaders back).
+
+    ``import mmssm`` calls it, unless ``MMSSM_SECURE_LOADING=0`` is set: so that every way a config
+    of ours loads a checkpoint reads weights only, including the ways that do not go through
+    mmssm's Runner: mmseg's ``init_model`` / ``MMSegInferencer``, mmdet's ``init_detector`` /
+    ``DetInferencer``, mmengine's ``load_checkpoint`` and a plain ``Runner``. It changes nothing
+    else: mmssm's Runner reads weights-only with it switched off too
+    (:func:`weights_only_checkpoints`).
+    """
+    _register(WEIGHTS_ONLY_LOADERS if enable else _MMENGINE_LOADERS)
+    print_log(f'mmssm: checkpoints are read weights-only process-wide ({TRUST_ENV}=1 to trust '
+              f'a file, {SECURE_LOADING_ENV}=0 before import or '
+              f'mmssm.secure_checkpoint_loading(False) to switch this off)' if enable else
+              'mmssm: process-wide weights-only checkpoint reading switched off',
+              logger='current')
+
+
+@contextlib.contextmanager
+def weights_only_checkpoints():
+    """mmssm's weights-only loaders for the duration, whatever the process-wide setting."""
+    saved = {prefix: CheckpointLoader._schemes[prefix] for prefix in WEIGHTS_ONLY_LOADERS}
+    _register(WEIGHTS_ONLY_LOADERS)
+    try:
+        yield
+    finally:
+        _register(saved)

@@ -22,7 +22,9 @@ train_dataloader = dict(
     batch_size=2,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DefaultSampler's indices, each sample's augmentation seeded from its position in the stream:
+    # a resumed run continues exactly (mmssm.datasets.seeded_sampling)
+    sampler=dict(type='SeededDefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
         type=dataset_type,

@@ -1,0 +1,62 @@
+"""The wheel a user installs: configs and tools inside the package (``mmssm/.mim``), the pinned
+dependencies in its metadata, and a model built from an ``mmssm::`` config in an environment that
+does not see the repository."""
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+from test_tools_e2e import REPO
+
+CHECK = r'''
+import importlib.metadata as metadata, os, sys
+import mmssm
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+from mmssm.apis.cli import config_path
+assert mmssm.__file__.startswith(sys.prefix), mmssm.__file__
+requires = metadata.requires('mmssm')
+assert 'onedl-mmcv==2.3.6' in requires and 'onedl-mmsegmentation==1.4.2' in requires, requires
+assert 'State-space vision backbones' in metadata.metadata('mmssm')['Description']
+cfg = Config.fromfile(config_path('mmssm::upernet_vim-ti_ade20k.py'))
+# a user's config over a shipped one, as over mmseg's (mmseg::...)
+with open('mine.py', 'w') as f:
+    f.write("_base_ = 'mmssm::demo/upernet_vim-demo_synthetic-ade20k.py'\n"
+            "model = dict(backbone=dict(drop_path_rate=0.1))\n")
+mine = Config.fromfile('mine.py')
+init_default_scope('mmseg')
+for c in (cfg, mine):
+    model = MODELS.build(c.model)
+    print(type(model.backbone).__name__, sum(p.numel() for p in model.parameters()))
+assert os.path.isfile(os.path.join(os.path.dirname(mmssm.__file__), '.mim/tools/train.py'))
+'''
+
+
+@pytest.mark.slow
+def test_wheel_ships_configs_and_pins(tmp_path):
+    source = tmp_path / 'source'
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
+        '.git', '.venv', 'work_dirs', 'data', 'build', '*.egg-info', '__pycache__'))
+    pip = [sys.executable, '-m', 'pip']
+    subprocess.run([*pip, 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w',
+                    tmp_path / 'dist', source], check=True, cwd=tmp_path)
+    wheel, = (tmp_path / 'dist').glob('mmssm-*.whl')
+
+    # a scratch environment that sees the installed dependencies but not the repository
+    scratch = tmp_path / 'scratch'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', scratch], check=True)
+    python = scratch / 'bin/python'
+    site = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()'
+                           '["purelib"])'], check=True, text=True, capture_output=True).stdout
+    (scratch / site.strip() / 'zz_dependencies.pth').write_text(
+        sysconfig.get_paths()['purelib'] + '\n')
+    subprocess.run([*pip, '--python', python, 'install', '-q', '--no-deps', wheel], check=True)
+    out = subprocess.run([python, '-c', CHECK], cwd=tmp_path, text=True, capture_output=True,
+                         env={'PATH': '/usr/bin:/bin', 'HOME': str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    built = [line.split() for line in out.stdout.splitlines() if line.startswith('VisionMamba')]
+    assert len(built) == 2
+    assert round(int(built[0][1]) / 1e6, 2) == 12.31  # UperNet + Vim-Ti, as in the README
