@@ -118,7 +118,7 @@ def test_two_cpu_processes_resume_bit_identically(workspace):
     --resume from the iteration-2 checkpoint: the weights after 4 iterations equal those of the
     uninterrupted run."""
     options = ['--cfg-options', 'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
-               'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=1',
+               'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2',
                'model.backbone.drop_path_rate=0.2', 'model.backbone.arch.embed_dims=32',
                'model.neck.embed_dim=32', 'model.decode_head.in_channels=[32,32,32,32]',
                'model.decode_head.channels=32', 'model.auxiliary_head.in_channels=32',

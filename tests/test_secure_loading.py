@@ -33,7 +33,10 @@ def local_loader():
     return CheckpointLoader._schemes['']
 
 
-def test_switch_and_its_log_line(capsys):
+def test_switch_and_its_log_line(monkeypatch):
+    from mmssm.checkpoints import reading
+    logged = []
+    monkeypatch.setattr(reading, 'print_log', lambda message, logger: logged.append(message))
     assert local_loader() is load_from_local_weights_only
     mmssm.secure_checkpoint_loading(False)
     try:
@@ -43,7 +46,9 @@ def test_switch_and_its_log_line(capsys):
         assert local_loader() is not load_from_local_weights_only
     finally:
         mmssm.secure_checkpoint_loading()
-    assert 'checkpoints are read weights-only process-wide' in capsys.readouterr().out
+    assert logged[0] == 'mmssm: process-wide weights-only checkpoint reading switched off'
+    assert logged[1].startswith('mmssm: checkpoints are read weights-only process-wide (')
+    assert f'{SECURE_LOADING_ENV}=0' in logged[1] and len(logged) == 2
 
 
 def test_environment_switch_leaves_mmengine_alone():

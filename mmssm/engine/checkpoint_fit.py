@@ -7,7 +7,7 @@ one without a word.
 import re
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 
@@ -33,7 +33,10 @@ class CheckpointFitHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint):
         path = runner._load_from or 'the checkpoint'
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = runner.model
+        # mmengine loads into what DDP or a test-time augmentation model (--tta) wraps
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
         if 'state_dict' not in checkpoint and _is_backbone_release(model, checkpoint):
             raise CheckpointError(
                 f'{path} is a backbone checkpoint (an official release), not one of this '
