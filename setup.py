@@ -23,7 +23,7 @@ setup(
     package_dir={'mmssm_kernels': 'kernels'},
     # configs and tools inside the package, where OpenMMLab's packages keep theirs (mmssm/.mim/
     # links to the repo's folders): mmssm::NAME.py and mim find them in an installed wheel
-    package_data={'mmssm': ['.mim/configs/**/*.py', '.mim/tools/*.py', '.mim/tools/*.sh',
-                            '.mim/tools/**/*.py']},
+    package_data={'mmssm': ['.mim/model-index.yml', '.mim/configs/**/*.py', '.mim/tools/*.py',
+                            '.mim/tools/*.sh', '.mim/tools/**/*.py']},
     install_requires=requirements(),
 )

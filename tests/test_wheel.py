@@ -4,7 +4,6 @@ does not see the repository."""
 import shutil
 import subprocess
 import sys
-import sysconfig
 
 import pytest
 
@@ -22,13 +21,11 @@ requires = metadata.requires('mmssm')
 assert 'onedl-mmcv==2.3.6' in requires and 'onedl-mmsegmentation==1.4.2' in requires, requires
 assert 'State-space vision backbones' in metadata.metadata('mmssm')['Description']
 cfg = Config.fromfile(config_path('mmssm::upernet_vim-ti_ade20k.py'))
-# a user's config over a shipped one, as over mmseg's (mmseg::...)
-with open('mine.py', 'w') as f:
-    f.write("_base_ = 'mmssm::demo/upernet_vim-demo_synthetic-ade20k.py'\n"
-            "model = dict(backbone=dict(drop_path_rate=0.1))\n")
-mine = Config.fromfile('mine.py')
+# mmengine's own resolution of PACKAGE::FOLDER/NAME.py
+from mmengine.hub import get_config
+demo = get_config('mmssm::demo/upernet_vim-demo_synthetic-ade20k.py')
 init_default_scope('mmseg')
-for c in (cfg, mine):
+for c in (cfg, demo):
     model = MODELS.build(c.model)
     print(type(model.backbone).__name__, sum(p.numel() for p in model.parameters()))
 assert os.path.isfile(os.path.join(os.path.dirname(mmssm.__file__), '.mim/tools/train.py'))
@@ -51,8 +48,10 @@ def test_wheel_ships_configs_and_pins(tmp_path):
     python = scratch / 'bin/python'
     site = subprocess.run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()'
                            '["purelib"])'], check=True, text=True, capture_output=True).stdout
-    (scratch / site.strip() / 'zz_dependencies.pth').write_text(
-        sysconfig.get_paths()['purelib'] + '\n')
+    # this interpreter's site-packages folders as plain paths: their .pth files, which put the
+    # repository's editable install on the path, are not read from there
+    dependencies = [p for p in sys.path if p.endswith('site-packages')]
+    (scratch / site.strip() / 'zz_dependencies.pth').write_text('\n'.join(dependencies) + '\n')
     subprocess.run([*pip, '--python', python, 'install', '-q', '--no-deps', wheel], check=True)
     out = subprocess.run([python, '-c', CHECK], cwd=tmp_path, text=True, capture_output=True,
                          env={'PATH': '/usr/bin:/bin', 'HOME': str(tmp_path)})
