@@ -13,6 +13,8 @@ model = dict(
 
 multi_scale = [(s, 1333) for s in range(480, 801, 32)]
 train_pipeline = [
+    # the smallest scale the resizes below draw
+    dict(type='CheckImageFile', scale=(400, 1333)),
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),

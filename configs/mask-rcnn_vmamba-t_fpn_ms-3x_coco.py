@@ -11,6 +11,8 @@ param_scheduler = [
 scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333), (640, 1333),
           (672, 1333), (704, 1333), (736, 1333), (768, 1333), (800, 1333)]
 train_pipeline = [
+    # the smallest scale the resizes below draw
+    dict(type='CheckImageFile', scale=(400, 1333)),
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),

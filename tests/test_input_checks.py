@@ -186,10 +186,8 @@ def _image(path, w, h, cut=0, pad=b''):
 
 def test_images_that_would_fail_deep_in_the_pipeline_are_named(tmp_path):
     import mmcv
-    from mmssm.apis.data_check import add_image_checks
     from mmssm.datasets.checks import CheckImageFile
-    cfg = Config.fromfile(SEG_CONFIG)
-    add_image_checks(cfg, ['train_dataloader', 'val_dataloader'])
+    cfg = Config.fromfile(SEG_CONFIG)  # the check is declared in the dataset base
     for loader in ('train_dataloader', 'val_dataloader'):
         pipeline = cfg[loader].dataset.pipeline
         assert pipeline[0] == dict(type='CheckImageFile', scale=(128, 128))

@@ -1,16 +1,16 @@
-"""Trains a segmentor or a detector (mmseg or mmdet config, picked from its default_scope)."""
+"""Trains a segmentor or a detector from its config, as mmseg's and mmdet's train.py do: what the
+run does (checks, hooks, samplers, checkpoint writes) is stated in the config and its Runner."""
 import argparse
 import sys
 
 import torch
 
-from mmssm.apis import (build_runner, load_config, parse_args, resume_checkpoint,
-                        user_errors_reported)
+from mmssm.apis import build_runner, load_config, parse_args
 
 
 def main():
     parser = argparse.ArgumentParser(description='Train a segmentor or a detector')
-    parser.add_argument('config', help='train config file path')
+    parser.add_argument('config', help='train config file path (or mmssm::NAME.py)')
     parser.add_argument(
         '--resume', nargs='?', const='auto',
         help='resume from this checkpoint, or, without a path, from the latest one in the work dir')
@@ -31,12 +31,10 @@ def main():
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             sys.exit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
-    with user_errors_reported():
-        if args.resume:
-            cfg.resume = True
-            cfg.load_from = (resume_checkpoint(cfg.work_dir) if args.resume == 'auto' else
-                             args.resume)
-        build_runner(cfg, ['train_dataloader', 'val_dataloader']).train()
+    if args.resume:
+        cfg.resume = True
+        cfg.load_from = None if args.resume == 'auto' else args.resume
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':

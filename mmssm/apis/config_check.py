@@ -89,3 +89,49 @@ def check_checkpoint_hook(runner):
                 close = _closest(name, accepted)
                 raise ConfigError(f"default_hooks.checkpoint: CheckpointHook has no argument "
                                   f"'{name}'" + (f"; did you mean '{close}'?" if close else ''))
+
+
+# what OpenMMLab's train and test scripts (ours too) set on a config themselves
+SET_BY_SCRIPTS = ('launcher', 'work_dir', 'load_from', 'resume', 'tta_model', 'tta_pipeline',
+                  'test_dataloader.dataset.pipeline', 'test_evaluator', 'visualizer',
+                  'default_hooks.visualization', 'optim_wrapper.type', 'optim_wrapper.loss_scale',
+                  'auto_scale_lr.enable')
+
+
+def _changes(before, after, path, out):
+    """{dotted key: value} of the leaves of ``after`` that ``before`` does not have or differ."""
+    if isinstance(after, dict) and isinstance(before, dict):
+        for key, value in after.items():
+            _changes(before.get(key, _ABSENT), value, f'{path}{key}.', out)
+    elif (isinstance(after, (list, tuple)) and isinstance(before, (list, tuple))
+          and len(after) == len(before)):
+        for i, (old, new) in enumerate(zip(before, after)):
+            _changes(old, new, f'{path}{i}.', out)
+    elif isinstance(after, dict) and after and before is _ABSENT:
+        _changes({}, after, path, out)
+    elif before is _ABSENT or before != after:
+        out[path[:-1]] = after
+
+
+_ABSENT = object()
+
+
+def check_command_line(cfg):
+    """Runs :func:`check_options` on what differs between ``cfg`` and its file, written as
+    ``--cfg-options`` writes it (``{'optim_wrapper.optimizer.lr': 0.1}``), leaving out what the
+    scripts set themselves. A Runner sees the config only after a script merged the command line
+    into it: this is how it finds what the command line changed, whichever script ran."""
+    filename = getattr(cfg, 'filename', None)
+    if not filename:
+        return
+    original = cfg.__class__.fromfile(filename)
+    before, after = original.to_dict(), cfg.to_dict()
+    model, tta = after.get('model') or {}, after.get('tta_model') or {}
+    if 'module' in model and 'module' not in (before.get('model') or {}) and (
+            model.get('type') == tta.get('type')):  # test --tta wraps the model
+        after['model'] = model['module']
+    changes = {}
+    _changes(before, after, '', changes)
+    check_options(original, {
+        key: value for key, value in changes.items()
+        if not any(key == p or key.startswith(f'{p}.') for p in SET_BY_SCRIPTS)})

@@ -175,33 +175,6 @@ def _coco_problems(leaf, loader):
         [f'{len(empty)} empty (0-byte) images, {_listing(empty)}: replace them'] if empty else [])
 
 
-def _smallest_scale(pipeline):
-    """The smallest (w, h) the pipeline's first keep-ratio resize draws, or None."""
-    for step in pipeline:
-        if step.get('type') in ('Resize', 'RandomResize') and step.get('scale'):
-            if not step.get('keep_ratio'):
-                return None
-            scale = step['scale']
-            scales = scale if isinstance(scale, list) else [scale]
-            if not all(isinstance(s, (tuple, list)) and len(s) == 2 for s in scales):
-                return None
-            low = step.get('ratio_range', (1, 1))[0]
-            return tuple(max(1, int(min(s[i] for s in scales) * low)) for i in range(2))
-    return None
-
-
-def add_image_checks(cfg, loaders):
-    """Puts CheckImageFile (told the smallest resize) before each LoadImageFromFile of the loaders'
-    pipelines: a truncated image, or one the resize makes 0 pixels wide, is then named."""
-    for loader in loaders:
-        for leaf in leaf_datasets(cfg[loader]['dataset']) if cfg.get(loader) else []:
-            pipeline = leaf.get('pipeline') or []
-            types = [step.get('type') for step in pipeline]
-            if 'LoadImageFromFile' in types and 'CheckImageFile' not in types:
-                pipeline.insert(types.index('LoadImageFromFile'),
-                                dict(type='CheckImageFile', scale=_smallest_scale(pipeline)))
-
-
 def check_samples(cfg, loaders):
     """Raises DataError listing, for every data set of ``loaders``, what would otherwise crash a
     data-loader worker later: an empty split, images without their label map, 0-byte images."""

@@ -4,13 +4,14 @@
 it only builds tensors, containers and the types allowed below; mmengine's loaders try that and
 then silently retry without it, and its URL loaders (through ``torch.hub``) do not even try.
 Every checkpoint mmssm reads (``init_cfg`` Pretrained, ``load_from``, ``--resume``, tools/test.py,
-the model converters) goes through :func:`read_checkpoint` instead: importing this module makes
-:func:`read_weights_only` the reader behind every scheme mmengine's CheckpointLoader knows (local
-files, http(s)://, torchvision://, open-mmlab://, mmcls://, s3://, petrel://, pavi://): those
-schemes only fetch the bytes. A file that needs more than weights stops with its name and how to
+the model converters) goes through :func:`read_checkpoint` instead, and :func:`secure_checkpoint_loading` (called by ``import mmssm``)
+makes :func:`read_weights_only` the reader behind every scheme mmengine's CheckpointLoader knows
+(local files, http(s)://, torchvision://, open-mmlab://, mmcls://, s3://, petrel://, pavi://):
+those schemes only fetch the bytes. A file that needs more than weights stops with its name and how to
 opt in for a trusted file.
 """
 import argparse
+import contextlib
 import io
 import os
 import os.path as osp
@@ -25,7 +26,7 @@ import torch
 from mmengine.config import ConfigDict
 from mmengine.dist import get_dist_info
 from mmengine.fileio import get_file_backend
-from mmengine.logging import HistoryBuffer
+from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner import CheckpointLoader
 from mmengine.runner import checkpoint as mmengine_checkpoint
 
@@ -249,5 +250,49 @@ WEIGHTS_ONLY_SCHEMES = {
     (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph_weights_only,
     'pavi://': load_from_pavi_weights_only,
 }
-for _prefixes, _loader in WEIGHTS_ONLY_SCHEMES.items():
-    CheckpointLoader.register_scheme(prefixes=_prefixes, loader=_loader, force=True)
+# the same, one prefix a key
+WEIGHTS_ONLY_LOADERS = {prefix: loader for prefixes, loader in WEIGHTS_ONLY_SCHEMES.items()
+                        for prefix in ((prefixes,) if isinstance(prefixes, str) else prefixes)}
+SECURE_LOADING_ENV = 'MMSSM_SECURE_LOADING'
+# mmengine's own loaders, put back when process-wide secure loading is switched off
+# (None: a prefix mmengine has no loader of its own for)
+_MMENGINE_LOADERS = {prefix: CheckpointLoader._schemes.get(prefix)
+                     for prefix in WEIGHTS_ONLY_LOADERS}
+
+
+def _register(loaders):
+    for prefix, loader in loaders.items():
+        if loader is None:
+            CheckpointLoader._schemes.pop(prefix, None)
+        else:
+            CheckpointLoader.register_scheme(prefixes=prefix, loader=loader, force=True)
+
+
+def secure_checkpoint_loading(enable=True):
+    """Makes mmengine's CheckpointLoader read checkpoints weights-only for the whole process
+    (``enable=False`` puts mmengine's own loaders back).
+
+    ``import mmssm`` calls it, unless ``MMSSM_SECURE_LOADING=0`` is set: so that every way a config
+    of ours loads a checkpoint reads weights only, including the ways that do not go through
+    mmssm's Runner: mmseg's ``init_model`` / ``MMSegInferencer``, mmdet's ``init_detector`` /
+    ``DetInferencer``, mmengine's ``load_checkpoint`` and a plain ``Runner``. It changes nothing
+    else: mmssm's Runner reads weights-only with it switched off too
+    (:func:`weights_only_checkpoints`).
+    """
+    _register(WEIGHTS_ONLY_LOADERS if enable else _MMENGINE_LOADERS)
+    print_log(f'mmssm: checkpoints are read weights-only process-wide ({TRUST_ENV}=1 to trust '
+              f'a file, {SECURE_LOADING_ENV}=0 before import or '
+              f'mmssm.secure_checkpoint_loading(False) to switch this off)' if enable else
+              'mmssm: process-wide weights-only checkpoint reading switched off',
+              logger='current')
+
+
+@contextlib.contextmanager
+def weights_only_checkpoints():
+    """mmssm's weights-only loaders for the duration, whatever the process-wide setting."""
+    saved = {prefix: CheckpointLoader._schemes.get(prefix) for prefix in WEIGHTS_ONLY_LOADERS}
+    _register(WEIGHTS_ONLY_LOADERS)
+    try:
+        yield
+    finally:
+        _register(saved)

@@ -7,6 +7,7 @@ Here the samplers tag each index with its position in the rank's stream, and the
 Python's, NumPy's and torch's global generators from (seed, rank, position) around each sample,
 restoring them after, so the draws are the same with any number of workers, after a resume, and
 the main process's generators (which the model uses when there are no workers) are left alone.
+The dataset configs' training loaders name them (configs/_base_/datasets/).
 """
 import contextlib
 import functools
@@ -102,8 +103,3 @@ class SeededDefaultSampler(_PositionedMixin, DefaultSampler):
         start = self.epoch * self.num_samples
         for i, index in enumerate(super().__iter__()):
             yield PositionedIndex(index, start + i)
-
-
-# the mmengine sampler each one replaces in a training loader (tools/train.py swaps them)
-SEEDED_SAMPLERS = {'InfiniteSampler': 'SeededInfiniteSampler',
-                   'DefaultSampler': 'SeededDefaultSampler'}

@@ -1,8 +1,8 @@
-from . import atomic_files  # noqa: F401 (makes mmengine's local writes atomic)
 from .autocast import AutocastOptimWrapper
 from .checkpoint_fit import CheckpointFitHook
 from .exact_resume import ExactResumeHook
 from .layer_decay import LayerDecayOptimWrapperConstructor
+from .runner import CheckedRunner
 
-__all__ = ['AutocastOptimWrapper', 'CheckpointFitHook', 'ExactResumeHook',
+__all__ = ['AutocastOptimWrapper', 'CheckedRunner', 'CheckpointFitHook', 'ExactResumeHook',
            'LayerDecayOptimWrapperConstructor']

@@ -1,14 +1,15 @@
 """Stops a run that would evaluate or fine-tune weights that do not belong to its model.
 
-mmengine's Runner loads ``load_from`` (and tools/test.py's checkpoint) non-strictly and only logs
+mmengine's Runner loads ``load_from`` (and the test scripts' checkpoint) non-strictly and only logs
 what did not match, so a checkpoint of another model gives the metrics of a randomly initialised
 one without a word.
 """
 import re
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
+from mmengine.runner import BaseLoop
 
 from mmssm.checkpoints import CheckpointError, describe_fit
 
@@ -20,18 +21,22 @@ class CheckpointFitHook(Hook):
 
     Args:
         strict: every model tensor must come from the file with its shape and the file must hold
-            nothing else (testing, resuming). Otherwise (fine-tuning from ``load_from``) at least
-            ``min_fraction`` of the model's tensors must be found, so that a few heads may differ.
+            nothing else. Otherwise at least ``min_fraction`` of the model's tensors must be
+            found, so that a few heads may differ. None (the default): strict when testing or
+            resuming, not when fine-tuning from ``load_from``.
     """
     priority = 'VERY_HIGH'
 
-    def __init__(self, strict=True, min_fraction=0.5):
+    def __init__(self, strict=None, min_fraction=0.5):
         self.strict = strict
         self.min_fraction = min_fraction
 
     def after_load_checkpoint(self, runner, checkpoint):
         path = runner._load_from or 'the checkpoint'
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = runner.model
+        # mmengine loads into what DDP or a test-time augmentation model (--tta) wraps
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
         if 'state_dict' not in checkpoint and _is_backbone_release(model, checkpoint):
             raise CheckpointError(
                 f'{path} is a backbone checkpoint (an official release), not one of this '
@@ -45,8 +50,12 @@ class CheckpointFitHook(Hook):
         if not problems:
             return
         fits = found >= self.min_fraction * len(expected)
-        if self.strict or not fits:
-            hint = ('Is it a checkpoint of this config?' if self.strict else
+        strict = self.strict
+        if strict is None:
+            # Runner.train builds its loop before loading; Runner.test never builds it
+            strict = runner._resume or not isinstance(runner._train_loop, BaseLoop)
+        if strict or not fits:
+            hint = ('Is it a checkpoint of this config?' if strict else
                     'To start from a backbone-only file, load it with the backbone\'s init_cfg '
                     "(type='Pretrained', checkpoint=PATH, prefix='backbone.') instead")
             raise CheckpointError(

@@ -3,7 +3,10 @@ dataset_type = 'CocoDataset'
 data_root = 'data/coco/'
 backend_args = None
 
+# before LoadImageFromFile: a truncated image, or one that the keep-ratio resize to `scale` makes
+# 0 pixels wide, stops the run naming the file
 train_pipeline = [
+    dict(type='CheckImageFile', scale=(1333, 800)),
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
@@ -11,6 +14,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
+    dict(type='CheckImageFile', scale=(1333, 800)),
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
@@ -22,7 +26,9 @@ train_dataloader = dict(
     batch_size=2,
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DefaultSampler's indices, each sample's augmentation seeded from its position in the stream:
+    # a resumed run continues exactly (mmssm.datasets.seeded_sampling)
+    sampler=dict(type='SeededDefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
     dataset=dict(
         type=dataset_type,

@@ -8,6 +8,7 @@ metainfo = dict(
 num_classes = len(metainfo['classes'])
 image_size = (256, 256)
 train_pipeline = [
+    dict(type='CheckImageFile', scale=image_size),
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=image_size, keep_ratio=True),
@@ -15,6 +16,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
+    dict(type='CheckImageFile', scale=image_size),
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),

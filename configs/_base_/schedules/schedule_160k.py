@@ -18,6 +18,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=16000),
+    # written to a temporary file and renamed: a checkpoint is whole whenever it exists
+    # (mmssm.checkpoints.writing; drop backend_args for mmengine's plain writes)
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=16000,
+                    backend_args=dict(backend='atomic_checkpoint')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
