@@ -64,8 +64,7 @@ def test_output_channels_and_strides(case, hw):
 
 
 @pytest.mark.parametrize('family', list(CASES))
-@pytest.mark.parametrize('out_indices', [(0, ), (-1, ), (1, 3), (0, 1, 2, 3)],
-                         ids=['first', 'last', 'odd', 'all'])
+@pytest.mark.parametrize('out_indices', [(0, ), (-1, ), (1, 3)], ids=['first', 'last', 'odd'])
 def test_out_channels_and_feature_info_say_what_forward_returns(family, out_indices):
     cfg = {**CASES[family][0], 'out_indices': out_indices}
     model = build(cfg).eval()

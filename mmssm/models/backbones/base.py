@@ -16,13 +16,14 @@ overrides the hooks:
 * ``layer_depth(name)``: 0 for the stem, i + 1 for block i (counted over all stages), None for
   any other name; ``num_blocks``;
 * ``reset_weights()``: the family's random initialisation (when no checkpoint is loaded);
-* ``share_scan_backend()`` at the end of ``__init__``: the mixers built, they take the backbone's
-  ``scan_backend``.
+* ``_share_scan_backend()`` at the end of ``__init__``, once the mixers are built: they take the
+  backbone's ``scan_backend``.
 """
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
+from timm.layers import trunc_normal_
 
 from mmssm.checkpoints import load_state_dict_strict, read_state_dict
 from mmssm_kernels import BACKENDS
@@ -95,7 +96,7 @@ class SSMBackbone(BaseModule):
             raise ValueError(f'{type(self).__name__} expects images (batch, {self.in_channels}, H, '
                              f'W), got {tuple(x.shape)}; set in_channels to match your data')
 
-    def share_scan_backend(self):
+    def _share_scan_backend(self):
         """Every mixer scans on the backbone's ``scan_backend`` (None: the global default)."""
         for m in self.modules():
             if isinstance(m, SelectiveSSM):
@@ -193,10 +194,11 @@ class HierarchicalBackbone(SSMBackbone):
         return getattr(self, f'outnorm{i}')
 
     def reset_weights(self):
-        # both releases' initialisation; the SSM parameters keep Mamba's (SelectiveSSM)
+        # both releases' initialisation (timm's trunc_normal_, which draws other values than
+        # torch's); the SSM parameters keep Mamba's (SelectiveSSM)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=.02)
+                trunc_normal_(m.weight, std=.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 

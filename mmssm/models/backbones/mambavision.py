@@ -238,7 +238,7 @@ class MambaVision(HierarchicalBackbone):
                                     double_dt_bias, mask_padding)
             self.levels.append(level)
         self.add_out_norms(partial(LayerNorm2d, eps=1e-5))
-        self.share_scan_backend()
+        self._share_scan_backend()
 
     def forward(self, x):
         self.check_images(x)

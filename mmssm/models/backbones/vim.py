@@ -146,7 +146,7 @@ class VisionMamba(SSMBackbone):
                   getattr(self, 'cls_pos_embed', None)):
             if p is not None:
                 p._no_weight_decay = True
-        self.share_scan_backend()
+        self._share_scan_backend()
 
     def _grid(self, hw):
         return tuple((s - self.patch_size) // self.stride + 1 for s in hw)

@@ -166,7 +166,7 @@ class VMamba(HierarchicalBackbone):
                           else DOWNSAMPLES[a['downsample']](dim, self.dims[i + 1]))
             self.layers.append(nn.ModuleDict(dict(blocks=blocks, downsample=downsample)))
         self.add_out_norms(nn.LayerNorm)  # channel-last
-        self.share_scan_backend()
+        self._share_scan_backend()
 
     def forward(self, x):
         self.check_images(x)
