@@ -75,3 +75,13 @@ def test_a_number_that_disagrees_is_named():
     with pytest.raises(ValueError, match=r'neck.in_channels=\[256, 512, 1024, 2048\], but the '
                                          r'backbone outputs \[16, 32, 64, 128\]'):
         build(DET_MODELS, cfg)
+
+
+def test_a_backbone_that_does_not_say_takes_the_numbers_of_the_config():
+    cfg = model_cfg(VMAMBA_DEMO)
+    cfg.backbone = dict(type='ResNetV1c', depth=18, out_indices=(0, 1, 2, 3))
+    cfg.decode_head.in_channels = [64, 128, 256, 512]
+    cfg.auxiliary_head.in_channels = 256
+    model = build(SEG_MODELS, cfg)
+    assert not hasattr(model.backbone, 'out_channels')
+    assert model.decode_head.in_channels == [64, 128, 256, 512]

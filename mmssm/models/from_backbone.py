@@ -53,9 +53,10 @@ class ChannelsFromBackbone:
 
     def __init__(self, backbone, neck=None, **parts):
         backbone = self.registry.build(backbone)
-        channels = backbone.out_channels
-        keeps_channels = neck is None
-        if neck is not None and neck.get('type') in NECK_INPUTS:
+        # a backbone that does not say what it outputs (mmseg's ResNet): the config gives it all
+        channels = getattr(backbone, 'out_channels', None)
+        keeps_channels = neck is None and channels is not None
+        if channels is not None and neck is not None and neck.get('type') in NECK_INPUTS:
             key, value, keeps_channels = NECK_INPUTS[neck['type']]
             neck = dict(neck)
             _fill(neck, key, value(channels), 'neck')
