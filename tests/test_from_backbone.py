@@ -70,6 +70,12 @@ def test_a_number_that_disagrees_is_named():
     with pytest.raises(ValueError, match=r'auxiliary_head.in_channels=32, but the backbone outputs '
                                          r'64 there; leave auxiliary_head.in_channels out'):
         build(SEG_MODELS, cfg)
+    cfg = model_cfg(VMAMBA_DEMO)
+    cfg.auxiliary_head = [dict(cfg.auxiliary_head), dict(cfg.auxiliary_head, in_index=1,
+                                                          in_channels=64)]
+    with pytest.raises(ValueError, match=r'auxiliary_head\[1\].in_channels=64, but the backbone '
+                                         r'outputs 32 there'):
+        build(SEG_MODELS, cfg)
     cfg = model_cfg(MASK_RCNN_DEMO)
     cfg.neck.in_channels = [256, 512, 1024, 2048]
     with pytest.raises(ValueError, match=r'neck.in_channels=\[256, 512, 1024, 2048\], but the '

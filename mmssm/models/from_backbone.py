@@ -60,16 +60,16 @@ class ChannelsFromBackbone:
             key, value, keeps_channels = NECK_INPUTS[neck['type']]
             neck = dict(neck)
             _fill(neck, key, value(channels), 'neck')
-        if keeps_channels:
-            for name in HEADS:
-                heads = parts.get(name)
-                if isinstance(heads, (list, tuple)):
-                    parts[name] = [dict(h) for h in heads]
-                    for i, head in enumerate(parts[name]):
-                        _fill(head, 'in_channels', _head_channels(head, channels), f'{name}[{i}]')
-                elif heads is not None:
-                    parts[name] = dict(heads)
-                    _fill(parts[name], 'in_channels', _head_channels(heads, channels), name)
+        for name in HEADS if keeps_channels else ():
+            heads = parts.get(name)
+            if heads is None:
+                continue
+            many = isinstance(heads, (list, tuple))  # mmseg takes a list of auxiliary heads
+            heads = [dict(head) for head in (heads if many else [heads])]
+            for i, head in enumerate(heads):
+                _fill(head, 'in_channels', _head_channels(head, channels),
+                      f'{name}[{i}]' if many else name)
+            parts[name] = heads if many else heads[0]
         # the parent builds ``backbone`` through its registry: a callable ``type`` is built by
         # calling it, which hands over the backbone built above
         super().__init__(backbone=dict(type=lambda: backbone), neck=neck, **parts)
