@@ -6,6 +6,5 @@ _base_ = './cascade-mask-rcnn_mambavision-t_fpn_3x_coco.py'
 model = dict(
     backbone=dict(
         arch='B',
-        init_cfg=dict(checkpoint='checkpoints/mambavision_base_1k.pth.tar')),
-    neck=dict(in_channels=[128, 256, 512, 1024]))
+        init_cfg=dict(checkpoint='checkpoints/mambavision_base_1k.pth.tar')))
 optim_wrapper = dict(optimizer=dict(lr=2e-4))

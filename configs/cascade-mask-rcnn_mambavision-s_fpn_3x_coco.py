@@ -5,5 +5,4 @@ _base_ = './cascade-mask-rcnn_mambavision-t_fpn_3x_coco.py'
 model = dict(
     backbone=dict(
         arch='S',
-        init_cfg=dict(checkpoint='checkpoints/mambavision_small_1k.pth.tar')),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+        init_cfg=dict(checkpoint='checkpoints/mambavision_small_1k.pth.tar')))

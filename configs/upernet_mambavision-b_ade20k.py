@@ -2,10 +2,7 @@
 # (mambavision_base_1k.pth.tar) under checkpoints/, or set model.backbone.init_cfg=None to start
 # from scratch.
 _base_ = './upernet_mambavision-t_ade20k.py'
-dims = [128, 256, 512, 1024]
 model = dict(
     backbone=dict(
         arch='B',
-        init_cfg=dict(checkpoint='checkpoints/mambavision_base_1k.pth.tar')),
-    decode_head=dict(in_channels=dims),
-    auxiliary_head=dict(in_channels=dims[2]))
+        init_cfg=dict(checkpoint='checkpoints/mambavision_base_1k.pth.tar')))

@@ -4,6 +4,4 @@ model = dict(
     backbone=dict(
         arch='base',
         drop_path_rate=0.6,
-        init_cfg=dict(checkpoint='checkpoints/vssm_base_0229_ckpt_epoch_237.pth')),
-    decode_head=dict(in_channels=[128, 256, 512, 1024]),
-    auxiliary_head=dict(in_channels=512))
+        init_cfg=dict(checkpoint='checkpoints/vssm_base_0229_ckpt_epoch_237.pth')))

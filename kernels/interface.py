@@ -1,6 +1,5 @@
 """The one selective-scan entry point: argument checks, dtype rules and backend dispatch."""
 import os
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -9,36 +8,23 @@ import torch
 from .paths import ScanPaths
 from .reference import route_scan, scan_core_torch
 
-BACKENDS = ('auto', 'triton', 'torch')
+BACKENDS = ('auto', 'triton', 'torch')  # 'auto': Triton for CUDA tensors, PyTorch for the others
 HALF_OR_FLOAT = (torch.float32, torch.float16, torch.bfloat16)
-_backend = os.environ.get('MMSSM_SCAN_BACKEND', 'auto')
+# The scan backend has two handles: this global default, read once when mmssm_kernels is imported,
+# and the ``backend`` of a call (a backbone's ``scan_backend`` setting), which wins when given.
+DEFAULT_BACKEND = os.environ.get('MMSSM_SCAN_BACKEND', 'auto')
 
 
-def set_scan_backend(name: str) -> None:
-    """'auto' (Triton on CUDA tensors, PyTorch elsewhere), 'triton' or 'torch', for every later
-    call; the environment variable MMSSM_SCAN_BACKEND sets the starting value."""
-    global _backend
-    _check_backend(name)
-    _backend = name
-
-
-def get_scan_backend() -> str:
-    return _backend
-
-
-@contextmanager
-def scan_backend(name: str):
-    previous = get_scan_backend()
-    set_scan_backend(name)
-    try:
-        yield
-    finally:
-        set_scan_backend(previous)
-
-
-def _check_backend(name):
-    if name not in BACKENDS:
-        raise ValueError(f'unknown scan backend {name!r}; use one of {BACKENDS}')
+def _backend_of(backend):
+    if backend is None:
+        if DEFAULT_BACKEND not in BACKENDS:
+            raise ValueError(f'MMSSM_SCAN_BACKEND={DEFAULT_BACKEND!r} is not a scan backend; set '
+                             f'it to one of {BACKENDS} or unset it')
+        return DEFAULT_BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(f'unknown scan backend {backend!r}; use one of {BACKENDS}, or None for '
+                         f'the global default (MMSSM_SCAN_BACKEND)')
+    return backend
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -57,14 +43,15 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     dt = softplus(delta + delta_bias) when ``delta_softplus``. States and sums are float32.
     Returns y, (batch, dim, L) when ``paths.merge`` else (batch, K*dim, L), in ``out_dtype``
     (default u's dtype), and with ``return_last_state`` also the final states (batch, K*dim, N).
+    ``backend``: one of ``BACKENDS``; None takes the global default, the environment variable
+    MMSSM_SCAN_BACKEND ('auto' when unset).
     """
     if not isinstance(paths, ScanPaths):
         raise TypeError(f'paths must be a kernels ScanPaths, got {type(paths).__name__}')
     # torch.compile checks once while it traces (it guards on the shapes)
     check = _check if torch.compiler.is_compiling() else _cached_check
     check(*map(_spec, (u, delta, A, B, C, D, z, delta_bias)), paths, out_dtype)
-    name = backend or _backend
-    _check_backend(name)
+    name = _backend_of(backend)
     if name == 'auto':
         name = 'triton' if u.is_cuda else 'torch'
     out_dtype = out_dtype or u.dtype

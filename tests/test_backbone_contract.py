@@ -1,7 +1,9 @@
 """What every mmssm backbone promises, checked on a small model of each family.
 
 A family joins by one line in CASES: its config (a small arch) and (channels, stride) of each
-output. Output sizes follow ceil(size / stride) for any input size, odd ones included.
+output, and by the numbers of outputs it can give in COUNTS. Output sizes follow
+ceil(size / stride) for any input size, odd ones included, and the backbone says so beforehand
+(``out_channels``, timm's ``feature_info``).
 """
 import math
 
@@ -14,6 +16,7 @@ from torch.overrides import TorchFunctionMode
 import mmssm  # noqa: F401  (registers)
 import mmssm.models.layers.ssm as ssm
 from mmssm.models.backbones import SSMBackbone
+from mmssm_kernels import interface
 
 CASES = {
     'vim': (dict(type='VisionMamba', arch=dict(embed_dims=16, depth=4, d_state=4), img_size=32,
@@ -24,6 +27,7 @@ CASES = {
                          depths=(1, 1, 2, 2), num_heads=(1, 1, 2, 4)), window_size=(8, 8, 4, 2)),
                     [(8, 4), (16, 8), (32, 16), (64, 32)]),
 }
+COUNTS = {'vim': 4, 'vmamba': 4, 'mambavision': 4}  # outputs each small arch can give
 SIZES = [(32, 48), (33, 47), (20, 13)]
 
 
@@ -50,10 +54,28 @@ def test_registered_in_mmseg_and_mmdet(case):
 @pytest.mark.parametrize('hw', SIZES, ids=[f'{h}x{w}' for h, w in SIZES])
 def test_output_channels_and_strides(case, hw):
     cfg, expected = case
-    outs = build(cfg).eval()(torch.randn(2, 3, *hw))
+    model = build(cfg).eval()
+    outs = model(torch.randn(2, 3, *hw))
     assert [tuple(o.shape) for o in outs] == [
         (2, c, math.ceil(hw[0] / s), math.ceil(hw[1] / s)) for c, s in expected]
     assert all(torch.isfinite(o).all() for o in outs)
+    assert model.out_channels == [c for c, _ in expected]
+    assert [info['reduction'] for info in model.feature_info] == [s for _, s in expected]
+
+
+@pytest.mark.parametrize('family', list(CASES))
+@pytest.mark.parametrize('out_indices', [(0, ), (-1, ), (1, 3)], ids=['first', 'last', 'odd'])
+def test_out_channels_and_feature_info_say_what_forward_returns(family, out_indices):
+    cfg = {**CASES[family][0], 'out_indices': out_indices}
+    model = build(cfg).eval()
+    hw = (33, 47)
+    outs = model(torch.randn(1, 3, *hw))
+    assert model.out_indices == sorted(i % COUNTS[family] for i in out_indices)
+    assert model.out_channels == [o.shape[1] for o in outs]
+    modules = dict(model.named_modules())
+    for info, out in zip(model.feature_info, outs, strict=True):
+        assert out.shape[2:] == tuple(math.ceil(s / info['reduction']) for s in hw)
+        assert info['module'] in modules
 
 
 @pytest.mark.parametrize('setting, value, message', [
@@ -169,3 +191,37 @@ def test_route_copies_are_detected():
         torch.stack((rows, x.transpose(2, 3).flatten(2)))
         rows.flip(-1)
     assert mode.found == ['stack of one tensor in two orders', 'flip (1, 4, 15)']
+
+
+def test_layer_depth_places_every_parameter_and_nothing_else(case):
+    """Stem 0, blocks 1..num_blocks (stage after stage), and None (the heads' depth,
+    num_layers - 1) for a name the backbone does not have, in every family alike."""
+    cfg, _ = case
+    model = build(cfg)
+    depths = {name: model.layer_depth(name) for name, _ in model.named_parameters()}
+    assert set(depths.values()) == set(range(model.num_blocks + 1))
+    assert depths['patch_embed.' + next(n for n, _ in model.patch_embed.named_parameters())] == 0
+    num_layers = model.num_blocks + 2
+    assert model.layer_depth('unknown.weight') is None
+    for name in ('backbone.unknown.weight', 'decode_head.conv_seg.weight'):
+        assert model.get_layer_depth(name, 'backbone.') == (num_layers - 1, num_layers)
+
+
+def test_scan_backend_is_the_constructor_argument_or_the_global_default(case, monkeypatch):
+    cfg, _ = case
+    backends = []
+    scan = ssm.selective_scan
+
+    def spy(*args, backend, **kwargs):
+        backends.append(backend)
+        return scan(*args, backend=backend, **kwargs)
+
+    monkeypatch.setattr(ssm, 'selective_scan', spy)
+    monkeypatch.setattr(interface, 'DEFAULT_BACKEND', 'no such backend')  # MMSSM_SCAN_BACKEND
+    x = torch.randn(1, 3, 32, 32)
+    build(cfg, scan_backend='torch')(x)
+    assert backends and set(backends) == {'torch'}
+    with pytest.raises(ValueError, match="MMSSM_SCAN_BACKEND='no such backend'"):
+        build(cfg)(x)  # None: the global default
+    with pytest.raises(ValueError, match=rf"^{cfg['type']}: scan_backend='cuda'; use one of"):
+        build(cfg, scan_backend='cuda')

@@ -88,5 +88,13 @@ def test_converter_tool_output_loads_with_prefix(tmp_path, capsys):
                   init_cfg=dict(type='Pretrained', checkpoint=str(dst), prefix='backbone.'))
     model.init_weights()
     torch.testing.assert_close(model.cls_pos_embed, source.cls_pos_embed)
+    # a converted (or mmseg/mmdet-trained) file holds the backbone under 'backbone.': it converts
+    # to itself, as in every family
+    again = tmp_path / 'again.pth'
+    vim2mmssm.main([str(dst), str(again)])
+    first, second = (torch.load(p, weights_only=True)['state_dict'] for p in (dst, again))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    other = tmp_path / 'vmamba.pth'
+    torch.save({'model': {'layers.0.blocks.0.op.A_logs': torch.zeros(4, 1)}}, other)
     with pytest.raises(SystemExit, match='not a Vim checkpoint'):
-        vim2mmssm.main([str(dst), str(tmp_path / 'again.pth')])
+        vim2mmssm.main([str(other), str(tmp_path / 'x.pth')])

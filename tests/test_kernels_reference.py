@@ -3,7 +3,7 @@ explicit flips and transposes."""
 import pytest
 import torch
 
-from mmssm_kernels import ScanPaths, scan_backend, selective_scan, selective_scan_ref
+from mmssm_kernels import ScanPaths, interface, selective_scan, selective_scan_ref
 
 
 def make_inputs(batch=2, K=1, dim=6, N=4, L=37, G=1, shared_u=False, z=True, dtype=torch.float32,
@@ -132,14 +132,18 @@ def test_bidirectional_equals_flipped_scan():
     torch.testing.assert_close(out, (fwd + bwd) / 2, rtol=1e-5, atol=1e-5)
 
 
-def test_backend_setting_is_validated_and_scoped():
-    with pytest.raises(ValueError, match='unknown scan backend'):
-        with scan_backend('cuda'):
-            pass
+def test_backend_is_checked_and_none_takes_the_global_default(monkeypatch):
     inputs = make_inputs()
-    with scan_backend('torch'):
-        out = selective_scan(**inputs)
-    assert out.shape == (2, 6, 37)
+    with pytest.raises(ValueError, match=r"unknown scan backend 'cuda'; use one of "
+                                         r"\('auto', 'triton', 'torch'\)"):
+        selective_scan(**inputs, backend='cuda')
+    # MMSSM_SCAN_BACKEND, read at import (test_kernels_triton sets it in a fresh process)
+    monkeypatch.setattr(interface, 'DEFAULT_BACKEND', 'cuda')
+    with pytest.raises(ValueError, match="MMSSM_SCAN_BACKEND='cuda' is not a scan backend"):
+        selective_scan(**inputs)
+    assert selective_scan(**inputs, backend='torch').shape == (2, 6, 37)  # the call's wins
+    monkeypatch.setattr(interface, 'DEFAULT_BACKEND', 'torch')
+    assert selective_scan(**inputs).shape == (2, 6, 37)
 
 
 @pytest.mark.parametrize('change,message', [

@@ -266,12 +266,13 @@ def test_out_dtype_must_be_floating(backend, out_dtype):
 
 def test_triton_backend_on_cpu_tensors_without_interpreter_says_so():
     """Without TRITON_INTERPRET=1 the kernels compile for a GPU: CPU tensors get an error that
-    names the fix, not a crash inside Triton."""
+    names the fix, not a crash inside Triton. Triton is chosen here by the global default, the
+    environment variable MMSSM_SCAN_BACKEND."""
     code = ('import torch; from mmssm_kernels import selective_scan; '
             'x = torch.zeros(1, 2, 5); '
-            'selective_scan(x, x, torch.zeros(2, 3), torch.zeros(1, 3, 5), torch.zeros(1, 3, 5), '
-            "backend='triton')")
+            'selective_scan(x, x, torch.zeros(2, 3), torch.zeros(1, 3, 5), torch.zeros(1, 3, 5))')
     env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}
+    env['MMSSM_SCAN_BACKEND'] = 'triton'
     env['PYTHONPATH'] = os.pathsep.join(p for p in sys.path if p)
     done = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
                           timeout=300)

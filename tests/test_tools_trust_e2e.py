@@ -73,7 +73,7 @@ def test_test_tool_refuses_weights_of_another_model(tmp_path):
     out = run(tmp_path, *TEST, path, '--work-dir', tmp_path / 'work', '--cfg-options',
               *IN_PROCESS_DATA, ok=False)
     line = error_line(out)
-    assert line.startswith(f'error: {path} does not fit this EncoderDecoder: 0 of ')
+    assert line.startswith(f'error: {path} does not fit this SSMEncoderDecoder: 0 of ')
     assert "missing keys (" in line and "unexpected keys (" in line and "'fc.weight'" in line
 
 

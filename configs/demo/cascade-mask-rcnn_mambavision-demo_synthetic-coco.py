@@ -23,7 +23,7 @@ model = dict(
         mask_padding=True,
         drop_path_rate=0.0,
         init_cfg=None),
-    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
+    neck=dict(out_channels=64),
     rpn_head=dict(in_channels=64, feat_channels=64),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),

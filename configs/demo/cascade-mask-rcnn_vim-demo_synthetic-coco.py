@@ -5,7 +5,6 @@ _base_ = [
     '../_base_/models/cascade-mask-rcnn_vim_fpn.py', '../_base_/datasets/synthetic_coco.py',
     '../_base_/det_demo_runtime.py', '../_base_/schedules/schedule_1x_demo.py'
 ]
-embed_dims = 96
 
 # the cascade's three box heads differ only in their regression target scales; they are spelled
 # out for this data set's class count (and narrower)
@@ -25,11 +24,10 @@ bbox_heads = [
 ]
 model = dict(
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=embed_dims, depth=4),  # replaces a named arch
+        arch=dict(_delete_=True, embed_dims=96, depth=4),  # replaces a named arch
         img_size=_base_.image_size[0],
         drop_path_rate=0.0,
         init_cfg=None),
-    neck=dict(in_channels=embed_dims),
     roi_head=dict(bbox_head=bbox_heads, mask_head=dict(num_classes=_base_.num_classes)))
 optim_wrapper = dict(
     _delete_=True,

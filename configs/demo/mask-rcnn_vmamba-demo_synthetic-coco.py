@@ -6,10 +6,9 @@ _base_ = [
     '../_base_/models/mask-rcnn_vmamba_fpn.py', '../_base_/datasets/synthetic_coco.py',
     '../_base_/det_demo_runtime.py', '../_base_/schedules/schedule_1x.py'
 ]
-dims = [16, 32, 64, 128]
 model = dict(
-    backbone=dict(arch=dict(_delete_=True, embed_dims=dims[0], depths=(1, 1, 2, 1)), init_cfg=None),
-    neck=dict(in_channels=dims, out_channels=64),
+    backbone=dict(arch=dict(_delete_=True, embed_dims=16, depths=(1, 1, 2, 1)), init_cfg=None),
+    neck=dict(out_channels=64),
     rpn_head=dict(in_channels=64, feat_channels=64),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=64),

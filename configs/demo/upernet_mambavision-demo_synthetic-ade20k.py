@@ -6,18 +6,17 @@ _base_ = [
     '../_base_/models/upernet_mambavision.py', '../_base_/datasets/synthetic_ade20k.py',
     '../_base_/seg_runtime.py', '../_base_/schedules/schedule_250it.py'
 ]
-dims = [16, 32, 64, 128]
 model = dict(
     data_preprocessor=dict(size=_base_.crop_size),
     backbone=dict(
         # replaces a named arch
-        arch=dict(_delete_=True, embed_dims=dims[0], stem_channels=8, depths=(1, 1, 2, 2),
+        arch=dict(_delete_=True, embed_dims=16, stem_channels=8, depths=(1, 1, 2, 2),
                   num_heads=(1, 2, 4, 8)),
         window_size=(8, 8, 8, 4),
         drop_path_rate=0.0,
         init_cfg=None),
-    decode_head=dict(in_channels=dims, channels=64),
-    auxiliary_head=dict(in_channels=dims[2], channels=32))
+    decode_head=dict(channels=64),
+    auxiliary_head=dict(channels=32))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

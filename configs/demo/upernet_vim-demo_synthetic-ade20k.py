@@ -5,18 +5,16 @@ _base_ = [
     '../_base_/models/upernet_vim.py', '../_base_/datasets/synthetic_ade20k.py',
     '../_base_/seg_runtime.py', '../_base_/schedules/schedule_250it.py'
 ]
-embed_dims = 96
 model = dict(
     data_preprocessor=dict(size=_base_.crop_size),
     backbone=dict(
-        arch=dict(_delete_=True, embed_dims=embed_dims, depth=4),  # replaces a named arch
+        arch=dict(_delete_=True, embed_dims=96, depth=4),  # replaces a named arch
         img_size=_base_.crop_size[0],
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.0,
         init_cfg=None),
-    neck=dict(embed_dim=embed_dims),
-    decode_head=dict(in_channels=[embed_dims] * 4, channels=embed_dims),
-    auxiliary_head=dict(in_channels=embed_dims, channels=64))
+    decode_head=dict(channels=96),
+    auxiliary_head=dict(channels=64))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -3,13 +3,12 @@
 # Data, pipelines and schedule are the Vim demo's; the backbone feeds UPerHead directly, as in
 # upernet_vmamba-t_ade20k.py.
 _base_ = './upernet_vim-demo_synthetic-ade20k.py'
-dims = [16, 32, 64, 128]
 model = dict(
     backbone=dict(
         _delete_=True,
         type='VMamba',
-        arch=dict(embed_dims=dims[0], depths=(1, 1, 2, 1)),
+        arch=dict(embed_dims=16, depths=(1, 1, 2, 1)),
         out_indices=(0, 1, 2, 3)),
     neck=None,
-    decode_head=dict(in_channels=dims, channels=64),
-    auxiliary_head=dict(in_channels=dims[2], channels=32))
+    decode_head=dict(channels=64),
+    auxiliary_head=dict(channels=32))

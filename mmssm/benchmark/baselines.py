@@ -66,7 +66,7 @@ class TimmBackbone(BaseModule):
             for module in self.model.modules():
                 if hasattr(module, 'fused_attn'):
                     module.fused_attn = False
-        self.channels = [self.model.feature_info[i]['num_chs'] for i in self.out_indices]
+        self.out_channels = [self.model.feature_info[i]['num_chs'] for i in self.out_indices]
 
     def forward(self, x):
         return tuple(self.model.forward_intermediates(
@@ -74,10 +74,10 @@ class TimmBackbone(BaseModule):
 
 
 def baseline_backbone_cfg(baseline: Baseline, task: str, img_size=None):
-    """(TimmBackbone config, channels of its outputs): for a plain ViT the last block of each
-    quarter of its depth for segmentation (as UperNet on Vim takes) or only the last block for
-    detection (ViTDet's simple feature pyramid); the four stages of a hierarchical model. A plain
-    model's position embedding is laid out for ``img_size`` (the config backbone's)."""
+    """The TimmBackbone config: for a plain ViT the last block of each quarter of its depth for
+    segmentation (as UperNet on Vim takes) or only the last block for detection (ViTDet's simple
+    feature pyramid); the four stages of a hierarchical model. A plain model's position embedding
+    is laid out for ``img_size`` (the config backbone's)."""
     kwargs = dict(baseline.size_kwargs)
     if img_size is not None and baseline.plain:
         kwargs['img_size'] = img_size
@@ -88,46 +88,40 @@ def baseline_backbone_cfg(baseline: Baseline, task: str, img_size=None):
         out_indices = [len(info) - 1]
     else:
         out_indices = [len(info) * q // 4 - 1 for q in range(1, 5)]
-    cfg = dict(type='TimmBackbone', model_name=baseline.timm_name, out_indices=out_indices,
-               fused_attn=baseline.fused_attn, timm_kwargs=kwargs)
-    return cfg, [info[i]['num_chs'] for i in out_indices]
+    return dict(type='TimmBackbone', model_name=baseline.timm_name, out_indices=out_indices,
+                fused_attn=baseline.fused_attn, timm_kwargs=kwargs)
 
 
 def swap_backbone(model_cfg, baseline: Baseline, task: str):
-    """``model_cfg`` with its backbone replaced by ``baseline`` and the neck and heads given the
-    baseline's channels: for segmentation, a plain ViT keeps (or gets) mmseg's Feature2Pyramid
-    and a hierarchical model feeds UPerHead directly; for detection, a plain ViT gets ViTDet's
-    SimpleFeaturePyramid and a hierarchical model an FPN, both with the config's output channels
-    and levels. Everything else (heads, losses, test settings) stays the config's."""
+    """``model_cfg`` with its backbone replaced by ``baseline``: for segmentation, a plain ViT keeps
+    (or gets) mmseg's Feature2Pyramid and a hierarchical model feeds UPerHead directly; for
+    detection, a plain ViT gets ViTDet's SimpleFeaturePyramid and a hierarchical model an FPN, both
+    with the config's output channels and levels. Their input channels are left for the model to
+    take from the baseline's ``out_channels`` (the configs' models do: mmssm/models/
+    from_backbone.py). Everything else (heads, losses, test settings) stays the config's."""
     cfg = ConfigDict(model_cfg.to_dict() if hasattr(model_cfg, 'to_dict') else model_cfg)
-    img_size = cfg.backbone.get('img_size')
-    backbone, channels = baseline_backbone_cfg(baseline, task, img_size)
-    cfg.backbone = ConfigDict(backbone)
-    width = channels[-1]
+    cfg.backbone = ConfigDict(baseline_backbone_cfg(baseline, task, cfg.backbone.get('img_size')))
     neck = cfg.get('neck')
     if task == 'mmseg':
         if not baseline.plain:
             cfg.neck = None
-        elif neck is None or 'embed_dim' not in neck:
-            cfg.neck = ConfigDict(type='Feature2Pyramid', embed_dim=width, rescales=[4, 2, 1, 0.5],
+        elif neck is None or neck.type != 'Feature2Pyramid':
+            cfg.neck = ConfigDict(type='Feature2Pyramid', rescales=[4, 2, 1, 0.5],
                                   norm_cfg=cfg.decode_head.get('norm_cfg'))
         else:
-            cfg.neck.embed_dim = width
-        levels = channels if not baseline.plain else [width] * 4
-        cfg.decode_head.in_channels = levels
+            cfg.neck.embed_dim = None
         aux = cfg.get('auxiliary_head')
-        for head in (aux if isinstance(aux, list) else [aux] if aux else []):
-            head.in_channels = levels[head.get('in_index', -1)]
+        for head in [cfg.decode_head] + (aux if isinstance(aux, list) else [aux] if aux else []):
+            head.in_channels = None
     else:
         if neck is None or 'out_channels' not in neck:
             raise ValueError('swap_backbone: a detection config needs a neck with out_channels')
         out, num_outs = neck.out_channels, neck.get('num_outs', 5)
         if not baseline.plain:
-            cfg.neck = ConfigDict(type='FPN', in_channels=channels, out_channels=out,
-                                  num_outs=num_outs)
+            cfg.neck = ConfigDict(type='FPN', out_channels=out, num_outs=num_outs)
         elif neck.type == 'SimpleFeaturePyramid':
-            cfg.neck.in_channels = width
+            cfg.neck.in_channels = None
         else:
-            cfg.neck = ConfigDict(type='SimpleFeaturePyramid', in_channels=width, out_channels=out,
+            cfg.neck = ConfigDict(type='SimpleFeaturePyramid', out_channels=out,
                                   scale_factors=(4.0, 2.0, 1.0, 0.5), num_outs=num_outs)
     return cfg

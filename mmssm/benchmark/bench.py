@@ -94,7 +94,7 @@ def build_entries(cfg, baseline_names, settings: Settings) -> List[Entry]:
         baseline = get_baseline(baseline_name)
         if settings.backbone_only:
             spec = ConfigDict(backbone=baseline_backbone_cfg(
-                baseline, task, model_cfg.backbone.get('img_size'))[0])
+                baseline, task, model_cfg.backbone.get('img_size')))
         else:
             spec = swap_backbone(model_cfg, baseline, task)
         specs.append((baseline_name, 'baseline', spec))

@@ -14,7 +14,7 @@ from .reading import CheckpointError, add_trust_option
 
 def convert_release(doc, family, convert_official, marker, argv=None):
     """``marker``: how a key of every converted checkpoint of ``family`` starts, so that a file of
-    another model (or one converted already) stops here instead of at loading time."""
+    another model stops here instead of at loading time (a converted one converts to itself)."""
     parser = argparse.ArgumentParser(description=doc.split('\n\n')[0])
     parser.add_argument('src', help=f'official {family} checkpoint')
     parser.add_argument('dst', help='output path')

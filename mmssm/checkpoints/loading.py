@@ -34,6 +34,17 @@ def read_state_dict(path, prefix=None):
     return ckpt
 
 
+def backbone_weights(state_dict, head_prefixes=()):
+    """The backbone's part of a whole model's state dict: a model saved from DDP has its keys
+    under 'module.', a dense model trained with mmseg or mmdet its backbone's under 'backbone.',
+    a classifier its head's under ``head_prefixes`` (left out)."""
+    state_dict = {k.removeprefix('module.'): v for k, v in state_dict.items()}
+    if any(k.startswith('backbone.') for k in state_dict):
+        state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items()
+                      if k.startswith('backbone.')}
+    return {k: v for k, v in state_dict.items() if not k.startswith(tuple(head_prefixes))}
+
+
 def _listed(what, keys):
     return f'{what} ({len(keys)}): {keys[:SHOWN]}{" ..." if len(keys) > SHOWN else ""}'
 

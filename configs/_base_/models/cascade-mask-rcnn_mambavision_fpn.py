@@ -1,9 +1,10 @@
 # Cascade Mask R-CNN on a MambaVision backbone with an FPN over its four stage outputs, and the
 # official MambaVision detection heads: each cascade stage's box head has 4 shared convs and one
-# fc (SyncBN) and regresses decoded boxes with a GIoU loss. Everything else is mmdet's.
+# fc (SyncBN) and regresses decoded boxes with a GIoU loss. Everything else is mmdet's;
+# SSMCascadeRCNN is mmdet's CascadeRCNN that gives the FPN the backbone's out_channels.
 _base_ = 'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py'
-dims = [80, 160, 320, 640]
 model = dict(
+    type='SSMCascadeRCNN',
     backbone=dict(
         _delete_=True,
         type='MambaVision',
@@ -12,7 +13,7 @@ model = dict(
         out_indices=(0, 1, 2, 3),
         # the official dense wrapper drops its config's drop_path_rate and trains with 0.2
         drop_path_rate=0.2),
-    neck=dict(in_channels=dims),
+    neck=dict(in_channels=None),  # None: the backbone's out_channels
     roi_head=dict(bbox_head=[
         dict(
             type='ConvFCBBoxHead',

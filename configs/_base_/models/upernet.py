@@ -1,6 +1,8 @@
 # UperNet as the three families use it: UPerHead (512 channels) over four feature maps of strides
 # 4/8/16/32 and an FCN auxiliary head (256 channels) on the third. The family bases add the
-# backbone (and a neck where it gives one stride only) and set the heads' input channels.
+# backbone (and a neck where it gives one stride only). SSMEncoderDecoder is mmseg's
+# EncoderDecoder that gives the neck, or without one the heads, the backbone's out_channels as
+# their input channels, so that no config repeats them.
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -10,7 +12,7 @@ data_preprocessor = dict(
     pad_val=0,
     seg_pad_val=255)
 model = dict(
-    type='EncoderDecoder',
+    type='SSMEncoderDecoder',
     data_preprocessor=data_preprocessor,
     decode_head=dict(
         type='UPerHead',

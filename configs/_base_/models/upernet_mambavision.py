@@ -2,7 +2,6 @@
 # stage outputs (strides 4/8/16/32, each after its own LayerNorm) feed UPerHead (512 channels) and
 # stage 3 an FCN auxiliary head (256 channels).
 _base_ = './upernet.py'
-dims = [80, 160, 320, 640]
 model = dict(
     backbone=dict(
         type='MambaVision',
@@ -10,6 +9,4 @@ model = dict(
         window_size=(8, 8, 64, 32),
         out_indices=(0, 1, 2, 3),
         # the official dense wrapper drops its config's drop_path_rate and trains with 0.2
-        drop_path_rate=0.2),
-    decode_head=dict(in_channels=dims),
-    auxiliary_head=dict(in_channels=dims[2]))
+        drop_path_rate=0.2))

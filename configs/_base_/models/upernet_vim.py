@@ -1,11 +1,11 @@
 # UperNet on a Vision Mamba backbone, as in the Vim paper: the stride-16 outputs of four blocks are
 # turned into strides 4/8/16/32 by deconvolutions / identity / max-pooling (mmseg's Feature2Pyramid),
-# and UPerHead's channels equal the embedding width.
+# and UPerHead's channels equal the embedding width (the neck and the heads read it from the
+# backbone).
 _base_ = './upernet.py'
 # test images are padded too, to whole stride-32 cells: the pyramid max-pools the stride-16 grid,
 # which needs at least 2x2 patches (a 15x17 image would have 1x2)
 data_preprocessor = dict(test_cfg=dict(size_divisor=32))
-embed_dims = 192
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
@@ -16,8 +16,6 @@ model = dict(
         drop_path_rate=0.1),
     neck=dict(
         type='Feature2Pyramid',
-        embed_dim=embed_dims,
         rescales=[4, 2, 1, 0.5],
         norm_cfg=_base_.norm_cfg),
-    decode_head=dict(in_channels=[embed_dims] * 4, channels=embed_dims),
-    auxiliary_head=dict(in_channels=embed_dims))
+    decode_head=dict(channels=192))

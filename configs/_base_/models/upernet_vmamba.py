@@ -7,6 +7,4 @@ model = dict(
         type='VMamba',
         arch='tiny',
         out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.2),
-    decode_head=dict(in_channels=[96, 192, 384, 768]),
-    auxiliary_head=dict(in_channels=384))
+        drop_path_rate=0.2))

@@ -1,25 +1,34 @@
-"""What every mmssm backbone does the same way: arch settings, out_indices, Pretrained loading,
-frozen stages, gradient checkpointing, layer depth for layer-wise lr decay, the scan backend.
+"""What every mmssm backbone does the same way: arch settings, out_indices and what they output,
+Pretrained loading, frozen stages, gradient checkpointing, layer depth for layer-wise lr decay, the
+scan backend; and, in ``HierarchicalBackbone``, what the staged families (VMamba, MambaVision) share.
 
-A family subclasses ``SSMBackbone``, sets the class attributes and overrides the hooks:
+A family subclasses ``SSMBackbone`` (or ``HierarchicalBackbone``), sets the class attributes and
+overrides the hooks:
 
 * ``arch_zoo`` (name -> settings), ``arch_aliases`` (other name -> name), and either
   ``custom_arch_base`` (a custom dict starts from that arch's settings) or ``custom_arch_required``
   (keys a custom dict must give; the rest come from ``arch_defaults``);
+* ``select_outputs(out_indices, points)`` in ``__init__``: every output the family can give, as
+  timm's ``feature_info`` entries; it sets ``out_indices``, ``feature_info`` and ``out_channels``;
 * ``checkpoint_filter(state_dict)``: the family's release layout -> the model's keys;
 * ``may_lack``: fnmatch patterns of keys the model may initialise itself when a checkpoint lacks them;
 * ``frozen_parts()``: the modules and parameters ``frozen_stages`` freezes;
 * ``layer_depth(name)``: 0 for the stem, i + 1 for block i (counted over all stages), None for
-  parameters after the last block; ``num_blocks``;
-* ``reset_weights()``: the family's random initialisation (when no checkpoint is loaded).
+  any other name; ``num_blocks``;
+* ``reset_weights()``: the family's random initialisation (when no checkpoint is loaded);
+* ``_share_scan_backend()`` at the end of ``__init__``, once the mixers are built: they take the
+  backbone's ``scan_backend``.
 """
 import numbers
 
 import torch
+import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
+from timm.layers import trunc_normal_
 
 from mmssm.checkpoints import load_state_dict_strict, read_state_dict
+from mmssm_kernels import BACKENDS
 from ..layers.ssm import SelectiveSSM
 
 
@@ -31,10 +40,14 @@ class SSMBackbone(BaseModule):
     custom_arch_required = ()
     may_lack = ()
 
-    def __init__(self, frozen_stages=-1, with_cp=False, init_cfg=None):
+    def __init__(self, frozen_stages=-1, with_cp=False, scan_backend=None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.frozen_stages = frozen_stages
         self.with_cp = with_cp
+        if scan_backend is not None and scan_backend not in BACKENDS:
+            raise ValueError(f'{type(self).__name__}: scan_backend={scan_backend!r}; use one of '
+                             f'{BACKENDS}, or None for the global default (MMSSM_SCAN_BACKEND)')
+        self.scan_backend = scan_backend
 
     # ---- settings -------------------------------------------------------------------------
     @classmethod
@@ -81,14 +94,24 @@ class SSMBackbone(BaseModule):
                 what = 'whole numbers' if several else 'a whole number'
                 raise ValueError(f'{name}: {key} must be {what} of at least 1, got {value!r}')
 
-    def check_out_indices(self, out_indices, count):
-        """Sorted indices into ``count`` outputs; negative ones count from the end."""
+    def select_outputs(self, out_indices, points):
+        """``points``: every output the family can give, in order, as timm's ``feature_info``
+        entries (``num_chs``, ``reduction``: its stride, ``module``: the name of what makes it).
+        Sets ``out_indices`` (sorted; negative ones count from the end) and ``feature_info``, the
+        entries of the outputs ``forward`` returns."""
+        count = len(points)
         out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
         bad = [i for i in out_indices if not -count <= i < count]
         if bad:
             raise ValueError(f'{type(self).__name__}: out_indices {bad} out of range for '
                              f'{count} outputs')
-        return sorted(i % count for i in out_indices)
+        self.out_indices = sorted(i % count for i in out_indices)
+        self.feature_info = [dict(points[i]) for i in self.out_indices]
+
+    @property
+    def out_channels(self):
+        """Channels of each output of ``forward``: what a neck's or head's ``in_channels`` is."""
+        return [info['num_chs'] for info in self.feature_info]
 
     def check_images(self, x):
         """Bad input -> an error naming the shape expected and the setting to change."""
@@ -96,11 +119,11 @@ class SSMBackbone(BaseModule):
             raise ValueError(f'{type(self).__name__} expects images (batch, {self.in_channels}, H, '
                              f'W), got {tuple(x.shape)}; set in_channels to match your data')
 
-    def set_scan_backend(self, name):
-        """Every scan of the model runs on ``name`` ('triton', 'torch', or None: automatic)."""
+    def _share_scan_backend(self):
+        """Every mixer scans on the backbone's ``scan_backend`` (None: the global default)."""
         for m in self.modules():
             if isinstance(m, SelectiveSSM):
-                m.scan_backend = name
+                m.scan_backend = self.scan_backend
 
     # ---- weights --------------------------------------------------------------------------
     def init_weights(self):
@@ -155,6 +178,7 @@ class SSMBackbone(BaseModule):
         raise NotImplementedError
 
     def layer_depth(self, name):
+        """0 for the stem, i + 1 for block i, None for a name that is neither."""
         raise NotImplementedError
 
     def get_layer_depth(self, param_name, prefix=''):
@@ -165,3 +189,62 @@ class SSMBackbone(BaseModule):
             return num_layers - 1, num_layers
         depth = self.layer_depth(param_name[len(prefix):])
         return (num_layers - 1 if depth is None else depth), num_layers
+
+
+class HierarchicalBackbone(SSMBackbone):
+    """Stages of blocks (``depths``) at widths ``dims`` and strides 4, 8, 16, 32, ...: stage i is
+    the module ``<stages_name>.i`` with ``blocks`` and ``downsample``, after a ``patch_embed``
+    stem. Each returned stage goes through its own norm ``outnorm{i}``, as the releases' dense
+    wrappers do; a classification checkpoint has none, so a dense model starts them afresh."""
+
+    stages_name = 'layers'
+    may_lack = ('outnorm*', )
+
+    @property
+    def stages(self):
+        return getattr(self, self.stages_name)
+
+    def stage_points(self):
+        """The outputs the stages can give (for ``select_outputs``)."""
+        return [dict(num_chs=dim, reduction=4 * 2**i, module=f'outnorm{i}')
+                for i, dim in enumerate(self.dims)]
+
+    def add_out_norms(self, norm_layer):
+        for i in self.out_indices:
+            self.add_module(f'outnorm{i}', norm_layer(self.dims[i]))
+
+    def out_norm(self, i):
+        return getattr(self, f'outnorm{i}')
+
+    def reset_weights(self):
+        # both releases' initialisation (timm's trunc_normal_, which draws other values than
+        # torch's); the SSM parameters keep Mamba's (SelectiveSSM)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def frozen_parts(self):
+        k = self.frozen_stages
+        return [self.patch_embed, *self.stages[:k],
+                *(self.out_norm(i) for i in self.out_indices if i < k)]
+
+    @property
+    def num_blocks(self):
+        return sum(self.depths)
+
+    def layer_depth(self, name):
+        """Block j of stage i is (blocks before stage i) + j + 1; a stage's downsampling and
+        output norm count with its last block."""
+        parts = name.split('.')
+        if parts[0] == 'patch_embed':
+            return 0
+        if parts[0] == self.stages_name and len(parts) > 2:
+            stage = int(parts[1])
+            if parts[2] == 'blocks':
+                return sum(self.depths[:stage]) + int(parts[3]) + 1
+            return sum(self.depths[:stage + 1])
+        if parts[0].startswith('outnorm'):
+            return sum(self.depths[:int(parts[0][len('outnorm'):]) + 1])
+        return None

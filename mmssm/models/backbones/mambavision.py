@@ -8,16 +8,19 @@ to the neck, at strides 4/8/16/32, as in the official dense wrapper. Parameter n
 official release where the layers are the same; ``checkpoint_filter`` maps the rest.
 """
 
+from functools import partial
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, LayerNorm2d, trunc_normal_
+from timm.layers import DropPath, LayerNorm2d
 from timm.layers.attention import Attention
 
+from mmssm.checkpoints import backbone_weights
 from mmssm.registry import register_model
 from mmssm_kernels import ScanPaths
 from ..layers import PreNormBlock, SelectiveSSM
-from .base import SSMBackbone
+from .base import HierarchicalBackbone
 from .mambavision_windows import window_layout
 
 ARCH_SETTINGS = {
@@ -179,7 +182,7 @@ class Downsample(nn.Module):
 
 
 @register_model()
-class MambaVision(SSMBackbone):
+class MambaVision(HierarchicalBackbone):
     """MambaVision backbone.
 
     Args:
@@ -196,7 +199,8 @@ class MambaVision(SSMBackbone):
         drop_path_rate: stochastic depth, rising linearly over all blocks.
         frozen_stages: -1 trains everything; k >= 0 freezes the stem and stages 0..k-1.
         with_cp: gradient checkpointing of each block.
-        scan_backend: force the selective scan's backend ('triton' or 'torch').
+        scan_backend: the selective scan's backend: 'auto' (Triton for CUDA tensors), 'triton' or
+            'torch'; None takes the global default, MMSSM_SCAN_BACKEND ('auto' when unset).
         init_cfg: dict(type='Pretrained', checkpoint=PATH) loads an official checkpoint.
     """
 
@@ -204,14 +208,14 @@ class MambaVision(SSMBackbone):
     arch_aliases = {'tiny': 'T', 'tiny2': 'T2', 'small': 'S', 'base': 'B', 'large': 'L',
                     'large2': 'L2'}
     custom_arch_base = 'T'
-    # a classification checkpoint has no output norms; a dense model starts them afresh
-    may_lack = ('outnorm*', )
+    stages_name = 'levels'
 
     def __init__(self, arch='T', window_size=(8, 8, 14, 7), in_channels=3, out_indices=(0, 1, 2, 3),
                  mlp_ratio=4., qkv_bias=True, drop_path_rate=0.,
                  mask_padding=False, double_dt_bias=True, frozen_stages=-1, with_cp=False,
                  scan_backend=None, init_cfg=None):
-        super().__init__(frozen_stages=frozen_stages, with_cp=with_cp, init_cfg=init_cfg)
+        super().__init__(frozen_stages=frozen_stages, with_cp=with_cp, scan_backend=scan_backend,
+                         init_cfg=init_cfg)
         self.arch = self.resolve_arch(arch)
         depths, num_heads = tuple(self.arch['depths']), tuple(self.arch['num_heads'])
         self.check_settings(4, drop_path_rate, embed_dims=self.arch['embed_dims'],
@@ -223,7 +227,7 @@ class MambaVision(SSMBackbone):
                              f'and window_size {window_size} need 4 values each')
         self.depths, self.window_size, self.in_channels = depths, window_size, in_channels
         self.dims = [self.arch['embed_dims'] * 2**i for i in range(4)]
-        self.out_indices = self.check_out_indices(out_indices, 4)
+        self.select_outputs(out_indices, self.stage_points())
         self.patch_embed = Stem(in_channels, self.arch['stem_channels'], self.dims[0])
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.levels = nn.ModuleList()
@@ -236,17 +240,8 @@ class MambaVision(SSMBackbone):
                                     mlp_ratio, self.arch['layer_scale'], qkv_bias,
                                     double_dt_bias, mask_padding)
             self.levels.append(level)
-        for i in self.out_indices:
-            self.add_module(f'outnorm{i}', LayerNorm2d(self.dims[i], eps=1e-5))
-        self.set_scan_backend(scan_backend)
-
-    def reset_weights(self):
-        # the official initialisation; the mixers keep Mamba's for their SSM parameters
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        self.add_out_norms(partial(LayerNorm2d, eps=1e-5))
+        self._share_scan_backend()
 
     def forward(self, x):
         self.check_images(x)
@@ -255,35 +250,11 @@ class MambaVision(SSMBackbone):
         for i, level in enumerate(self.levels):
             x = level(x, self.run_block)
             if i in self.out_indices:
-                outs.append(getattr(self, f'outnorm{i}')(x).contiguous())
+                outs.append(self.out_norm(i)(x).contiguous())
             if i == self.out_indices[-1]:
                 break
             x = level.downsample(x)
         return tuple(outs)
-
-    def frozen_parts(self):
-        k = self.frozen_stages
-        return [self.patch_embed, *self.levels[:k],
-                *(getattr(self, f'outnorm{i}') for i in self.out_indices if i < k)]
-
-    @property
-    def num_blocks(self):
-        return sum(self.depths)
-
-    def layer_depth(self, name):
-        """0 for the stem, i + 1 for block i over all stages; a stage's downsampling and output
-        norm count with its last block."""
-        parts = name.split('.')
-        if parts[0] == 'patch_embed':
-            return 0
-        if parts[0] == 'levels':
-            stage = int(parts[1])
-            block = int(parts[3]) if parts[2] == 'blocks' else self.depths[stage] - 1
-            return sum(self.depths[:stage]) + block + 1
-        if parts[0].startswith('outnorm'):
-            stage = int(parts[0][len('outnorm'):])
-            return sum(self.depths[:stage + 1])
-        return None
 
     def checkpoint_filter(self, state_dict):
         return convert_official(state_dict)
@@ -306,15 +277,8 @@ CLASSIFIER = ('norm.', 'head.')
 def convert_official(state_dict):
     """An official MambaVision state dict -> mmssm's keys. Keys already in mmssm's layout pass
     through, so converted files and mmssm's own dense checkpoints load the same way."""
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                  for k, v in state_dict.items()}
-    if any(k.startswith('backbone.') for k in state_dict):
-        state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items()
-                      if k.startswith('backbone.')}
     out = {}
-    for key, value in state_dict.items():
-        if key.startswith(CLASSIFIER):
-            continue
+    for key, value in backbone_weights(state_dict, CLASSIFIER).items():
         parts = key.split('.')
         # levels.<stage>.blocks.<i>.<name>...: the hybrid stages' blocks are the shared block
         if parts[0] == 'levels' and int(parts[1]) >= 2 and parts[2] == 'blocks':

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, RmsNorm, lecun_normal_, resample_abs_pos_embed, trunc_normal_
 
+from mmssm.checkpoints import backbone_weights
 from mmssm.registry import register_model
 from mmssm_kernels import ScanPaths
 from ..layers import SelectiveSSM
@@ -97,8 +98,8 @@ class VisionMamba(SSMBackbone):
         frozen_stages: -1 trains everything; 0 freezes the patch and position embeddings;
             k >= 1 freezes them and blocks 0..k-1.
         with_cp: gradient checkpointing of each block.
-        scan_backend: force the selective scan's backend ('triton' or 'torch'); default picks
-            Triton for CUDA tensors.
+        scan_backend: the selective scan's backend: 'auto' (Triton for CUDA tensors), 'triton' or
+            'torch'; None takes the global default, MMSSM_SCAN_BACKEND ('auto' when unset).
         init_cfg: dict(type='Pretrained', checkpoint=PATH) loads an official Vim checkpoint.
     """
 
@@ -113,7 +114,8 @@ class VisionMamba(SSMBackbone):
     def __init__(self, arch='tiny', img_size=224, in_channels=3, out_indices=None,
                  with_cls_token=False, drop_rate=0., drop_path_rate=0., frozen_stages=-1,
                  with_cp=False, residual_in_fp32=True, scan_backend=None, init_cfg=None):
-        super().__init__(frozen_stages=frozen_stages, with_cp=with_cp, init_cfg=init_cfg)
+        super().__init__(frozen_stages=frozen_stages, with_cp=with_cp, scan_backend=scan_backend,
+                         init_cfg=init_cfg)
         self.arch = {**self.arch_defaults, **self.resolve_arch(arch)}
         embed_dims, depth = self.arch['embed_dims'], self.arch['depth']
         self.check_settings(depth, drop_path_rate, embed_dims=embed_dims, depth=depth)
@@ -123,7 +125,10 @@ class VisionMamba(SSMBackbone):
         self.grid_size = self._grid(img_size)
         if out_indices is None:  # the last block of each quarter of the depth
             out_indices = sorted({max(depth * q // 4 - 1, 0) for q in range(1, 5)})
-        self.out_indices = self.check_out_indices(out_indices, depth)
+        # every block's output is at the patch stride
+        self.select_outputs(out_indices, [
+            dict(num_chs=embed_dims, reduction=self.stride, module=f'layers.{i}')
+            for i in range(depth)])
 
         self.patch_embed = nn.Conv2d(in_channels, embed_dims, self.patch_size, self.stride)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1], embed_dims))
@@ -142,7 +147,7 @@ class VisionMamba(SSMBackbone):
                   getattr(self, 'cls_pos_embed', None)):
             if p is not None:
                 p._no_weight_decay = True
-        self.set_scan_backend(scan_backend)
+        self._share_scan_backend()
 
     def _grid(self, hw):
         return tuple((s - self.patch_size) // self.stride + 1 for s in hw)
@@ -156,9 +161,12 @@ class VisionMamba(SSMBackbone):
                 trunc_normal_(p, std=.02)
 
     def layer_depth(self, name):
-        if name.startswith('layers.'):
-            return int(name.split('.')[1]) + 1
-        return 0
+        head, _, rest = name.partition('.')
+        if head in ('patch_embed', 'pos_embed', 'cls_token', 'cls_pos_embed'):
+            return 0
+        if head == 'layers':
+            return int(rest.split('.')[0]) + 1
+        return None
 
     @property
     def num_blocks(self):
@@ -211,7 +219,7 @@ class VisionMamba(SSMBackbone):
 # token's position embedding is stored inside ``pos_embed`` at the middle index (where the class
 # token is inserted), each direction's SSM parameters are stored apart (x_proj / x_proj_b, ...),
 # and there is a classifier (``head``) and a final norm (``norm_f``) that dense prediction does not
-# use.
+# use. A dense model trained with mmseg/mmdet has everything under ``backbone.``.
 DROPPED_PREFIXES = ('head.', 'norm_f.', 'rope.')
 # (ours, the release's forward and backward tensors, how the routes are stacked)
 STACKED = (('x_proj_weight', 'x_proj.weight', 'x_proj_b.weight', torch.stack),
@@ -229,11 +237,8 @@ def convert_official(state_dict):
     """Rename an official Vim state dict to mmssm's keys. Model independent: the position grid
     keeps its size and the class token is kept if present; a dict already in mmssm's keys passes
     unchanged."""
-    out = {}
-    for key, value in state_dict.items():
-        if key.startswith(DROPPED_PREFIXES):
-            continue
-        out[key.replace('patch_embed.proj.', 'patch_embed.')] = value
+    out = {key.replace('patch_embed.proj.', 'patch_embed.'): value
+           for key, value in backbone_weights(state_dict, DROPPED_PREFIXES).items()}
     if 'cls_token' in out and 'cls_pos_embed' not in out:
         pos = out['pos_embed']
         mid = (pos.shape[1] - 1) // 2

@@ -15,10 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmssm.checkpoints import backbone_weights
 from mmssm.registry import register_model
 from mmssm_kernels import ScanPaths
 from ..layers import PreNormBlock, SelectiveSSM
-from .base import SSMBackbone
+from .base import HierarchicalBackbone
 
 
 class Permute(nn.Module):
@@ -103,7 +104,7 @@ V0 = dict(d_state=16, dt_rank='auto', conv_bias=True, gate=True, mlp_ratio=0.0, 
 
 
 @register_model()
-class VMamba(SSMBackbone):
+class VMamba(HierarchicalBackbone):
     """VMamba backbone.
 
     Args:
@@ -119,8 +120,8 @@ class VMamba(SSMBackbone):
         frozen_stages: -1 trains everything; 0 freezes the stem; k >= 1 also stages 0..k-1
             (and their output norms).
         with_cp: gradient checkpointing of each block.
-        scan_backend: force the selective scan's backend ('triton' or 'torch'); default picks
-            Triton for CUDA tensors.
+        scan_backend: the selective scan's backend: 'auto' (Triton for CUDA tensors), 'triton' or
+            'torch'; None takes the global default, MMSSM_SCAN_BACKEND ('auto' when unset).
         init_cfg: dict(type='Pretrained', checkpoint=PATH) loads a release checkpoint as it is.
     """
 
@@ -134,11 +135,11 @@ class VMamba(SSMBackbone):
     }
     arch_aliases = {'t': 'tiny', 's': 'small', 'b': 'base'}
     custom_arch_base = 'tiny'
-    may_lack = ('outnorm*', )
 
     def __init__(self, arch='tiny', in_channels=3, out_indices=(0, 1, 2, 3), drop_path_rate=0.,
                  frozen_stages=-1, with_cp=False, scan_backend=None, init_cfg=None):
-        super().__init__(frozen_stages=frozen_stages, with_cp=with_cp, init_cfg=init_cfg)
+        super().__init__(frozen_stages=frozen_stages, with_cp=with_cp, scan_backend=scan_backend,
+                         init_cfg=init_cfg)
         self.arch = a = self.resolve_arch(arch)
         for key in ('stem', 'downsample'):
             table = STEMS if key == 'stem' else DOWNSAMPLES
@@ -148,7 +149,7 @@ class VMamba(SSMBackbone):
         self.depths = tuple(a['depths'])
         self.check_settings(len(self.depths), drop_path_rate, embed_dims=a['embed_dims'])
         self.dims = [int(a['embed_dims'] * 2**i) for i in range(len(self.depths))]
-        self.out_indices = self.check_out_indices(out_indices, len(self.depths))
+        self.select_outputs(out_indices, self.stage_points())
         # v0's 4x4 patches need whole patches; the v2 stem's stride-2 convs take any size
         self.pad_to = 4 if a['stem'] == 'patch' else 1
         self.patch_embed = STEMS[a['stem']](in_channels, self.dims[0])
@@ -165,17 +166,8 @@ class VMamba(SSMBackbone):
             downsample = (nn.Identity() if last
                           else DOWNSAMPLES[a['downsample']](dim, self.dims[i + 1]))
             self.layers.append(nn.ModuleDict(dict(blocks=blocks, downsample=downsample)))
-        for i in self.out_indices:
-            self.add_module(f'outnorm{i}', nn.LayerNorm(self.dims[i]))
-        self.set_scan_backend(scan_backend)
-
-    def reset_weights(self):
-        # the release's initialisation; the SSM parameters keep Mamba's (SelectiveSSM)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        self.add_out_norms(nn.LayerNorm)  # channel-last
+        self._share_scan_backend()
 
     def forward(self, x):
         self.check_images(x)
@@ -190,32 +182,9 @@ class VMamba(SSMBackbone):
                 tokens = self.run_block(block, tokens, (H, W))
             x = tokens.view(batch, H, W, C)
             if i in self.out_indices:
-                outs.append(getattr(self, f'outnorm{i}')(x).permute(0, 3, 1, 2).contiguous())
+                outs.append(self.out_norm(i)(x).permute(0, 3, 1, 2).contiguous())
             x = layer['downsample'](x)
         return tuple(outs)
-
-    # ---- hooks of SSMBackbone ---------------------------------------------------------------
-    def frozen_parts(self):
-        stages = range(min(self.frozen_stages, len(self.layers)))
-        return [self.patch_embed, *(self.layers[i] for i in stages),
-                *(getattr(self, f'outnorm{i}') for i in stages if i in self.out_indices)]
-
-    @property
-    def num_blocks(self):
-        return sum(self.depths)
-
-    def layer_depth(self, name):
-        """The stem is 0, block j of stage i is (blocks before stage i) + j + 1, a stage's
-        downsampling and output norm go with its last block."""
-        parts = name.split('.')
-        if parts[0] == 'layers':
-            i = int(parts[1])
-            if parts[2] == 'blocks':
-                return sum(self.depths[:i]) + int(parts[3]) + 1
-            return sum(self.depths[:i + 1])
-        if parts[0].startswith('outnorm'):
-            return sum(self.depths[:int(parts[0][len('outnorm'):]) + 1])
-        return 0
 
     def checkpoint_filter(self, state_dict):
         return convert_official(state_dict)
@@ -236,13 +205,8 @@ FLATTENED = (('.op.x_proj.weight', '.op.x_proj_weight'),
 def convert_official(state_dict):
     """Any VMamba release layout -> mmssm's keys. Model independent; mmssm's own keys pass
     unchanged."""
-    if any(k.startswith('backbone.') for k in state_dict):
-        state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items()
-                      if k.startswith('backbone.')}
     out = {}
-    for key, value in state_dict.items():
-        if key.startswith(DROPPED_PREFIXES):
-            continue
+    for key, value in backbone_weights(state_dict, DROPPED_PREFIXES).items():
         for old, new in RENAMED:
             key = key.replace(old, new)
         for old, new in FLATTENED:

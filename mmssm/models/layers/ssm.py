@@ -19,8 +19,8 @@ class SelectiveSSM(nn.Module):
     """Base of the mixers: holds the K routes' SSM parameters and runs the scan.
 
     A mixer subclasses it, adds its own projections and convolutions, and calls
-    ``self.scan(u, paths, z)`` once. ``scan_backend`` ('triton', 'torch' or None for the automatic
-    choice) is set on the built model by the backbone (see ``SSMBackbone.set_scan_backend``).
+    ``self.scan(u, paths, z)`` once. ``scan_backend`` is the backbone's argument of that name,
+    handed to its mixers when it is built (None: the global default, MMSSM_SCAN_BACKEND).
 
     Args:
         d_inner: channels per route.
