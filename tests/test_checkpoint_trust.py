@@ -238,13 +238,14 @@ def payloads(marker):
     import subprocess
 
     import numpy as np
+    from mmengine.config import ConfigDict
     return {
         'exec': (Payload(marker), 'exec'),
         'os.system': (Call(os.system, f'touch {marker}'), 'posix.system'),
         # protocol 2 names it as Python 2 did: commands.Popen
         'subprocess': (Call(subprocess.Popen, ['touch', str(marker)]), 'Popen'),
         'inside an object array': (np.array([1, Payload(marker)], dtype=object), 'exec'),
-        'inside a ConfigDict': (__import__('mmengine').config.ConfigDict(a=Payload(marker)), 'exec'),
+        'inside a ConfigDict': (ConfigDict(a=Payload(marker)), 'exec'),
         'eval': (Call(eval, f'open({str(marker)!r}, "w")'), 'eval'),
     }
 
@@ -268,6 +269,19 @@ def test_code_is_refused_as_code(tmp_path, kind, zip_format, monkeypatch):
     assert name in message and 'can run code from the file' in message
     assert message.endswith(f'--trust-checkpoints (tools/train.py, tools/test.py, the model '
                             f'converters) or {TRUST_ENV}=1 in the environment.')
+
+
+def test_defaultdict_is_refused(tmp_path, monkeypatch):
+    """torch's weights-only unpickler fills no dict subclass but ConfigDict (rebuilt from a plain
+    dict), OrderedDict and Counter: a defaultdict is refused by name."""
+    import collections
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path = tmp_path / 'defaultdict.pth'
+    torch.save({'meta': collections.defaultdict(list, a=[1])}, path)
+    with pytest.raises(CheckpointError, match=rf'^refusing to load checkpoint {path}: besides '
+                                              rf'weights it holds Python objects '
+                                              rf'\(builtins.list, collections.defaultdict\)'):
+        read_checkpoint(path)
 
 
 def test_structured_numpy_arrays_are_refused(tmp_path, monkeypatch):

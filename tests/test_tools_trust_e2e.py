@@ -41,8 +41,9 @@ def test_test_tool_refuses_a_checkpoint_that_runs_code(tmp_path):
 
 
 def test_test_tool_refuses_a_remote_checkpoint_that_runs_code(tmp_path):
-    """An https:// checkpoint (already in torch's hub cache: nothing downloads), as tools/test.py's
-    argument and as the backbone's Pretrained init_cfg of a training."""
+    """An https:// checkpoint (already in torch's hub cache: nothing downloads) as tools/test.py's
+    argument; load_from and Pretrained init_cfg go through the same loaders
+    (test_checkpoint_schemes.py)."""
     data(tmp_path)
     cache, marker = tmp_path / 'torch/hub/checkpoints', tmp_path / 'payload_ran'
     cache.mkdir(parents=True)
@@ -54,14 +55,6 @@ def test_test_tool_refuses_a_remote_checkpoint_that_runs_code(tmp_path):
     assert error_line(out).startswith(f'error: refusing to load checkpoint {url} (cached as '
                                       f'{cache}/evil.pth): ')
     assert '--trust-checkpoints' in out
-    assert not marker.exists()
-
-    config = tmp_path / 'pretrained_from_url.py'
-    config.write_text(f'_base_ = {str(SEG_CONFIG)!r}\nmodel = dict(backbone=dict(init_cfg=dict('
-                      f'_delete_=True, type="Pretrained", checkpoint={url!r})))\n')
-    out = run(tmp_path, *TRAIN[:2], config, '--work-dir', tmp_path / 'work', '--cfg-options',
-              *IN_PROCESS_DATA, ok=False, **env)
-    assert error_line(out).startswith(f'error: refusing to load checkpoint {url} (cached as ')
     assert not marker.exists()
 
 

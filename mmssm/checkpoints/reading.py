@@ -121,7 +121,7 @@ def _unsafe_globals(file):
         return []
     allowed = {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
                for g in SAFE_GLOBALS}
-    return [n for n in names if n not in allowed]
+    return sorted(n for n in names if n not in allowed)  # torch lists them in no fixed order
 
 
 def read_checkpoint(path, map_location='cpu'):
@@ -188,8 +188,8 @@ def _hub_cache_path(url):
 
 
 def load_from_url_weights_only(url, map_location=None):
-    """http(s)://: the file is downloaded into torch's hub cache as mmengine's loader does (by rank 0
-    first, in a distributed run), then read weights-only."""
+    """http(s)://: the file is downloaded into torch's hub cache as mmengine's loader does (by
+    rank 0 first, in a distributed run), then read weights-only."""
     rank, world_size = get_dist_info()
     if rank == 0:
         _hub_cache_path(url)

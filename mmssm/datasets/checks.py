@@ -107,8 +107,9 @@ class CheckSegAnnotation(BaseTransform):
             shift = 1 if results.get('reduce_zero_label') else 0
             classes = (f'1..{self.num_classes} in the file, 0..{self.num_classes - 1} after '
                        f'reduce_zero_label' if shift else f'0..{self.num_classes - 1}')
+            in_file = (bad[:8].astype(int) + shift).tolist()
             raise DataError(
-                f'label map {path} holds values {(bad[:8].astype(int) + shift).tolist()} that are neither '
+                f'label map {path} holds values {in_file} that are neither '
                 f'one of the {self.num_classes} classes ({classes}) nor the ignore index '
                 f'{self.ignore_index}: remap them in the file (to {self.ignore_index} to '
                 f'ignore those pixels) or set num_classes')
