@@ -1,7 +1,7 @@
 # UperNet on a Vision Mamba backbone, as in the Vim paper: the stride-16 outputs of four blocks are
 # turned into strides 4/8/16/32 by deconvolutions / identity / max-pooling (mmseg's Feature2Pyramid),
-# and UPerHead's channels equal the embedding width (the neck and the heads read it from the
-# backbone).
+# and UPerHead's channels equal the embedding width (192 for Vim-Ti). The neck's and the heads' input
+# channels come from the backbone.
 _base_ = './upernet.py'
 # test images are padded too, to whole stride-32 cells: the pyramid max-pools the stride-16 grid,
 # which needs at least 2x2 patches (a 15x17 image would have 1x2)
