@@ -75,7 +75,7 @@ def _put(full, val, order, shared, start, stop):
 class _Problem:
     """Shapes, route orders and per-channel parameters of one call."""
 
-    def __init__(self, u, delta, A, B, D, delta_bias, paths, delta_softplus):
+    def __init__(self, u, delta, A, B, D, z, delta_bias, paths, delta_softplus):
         self.batch, self.total, self.L = delta.shape
         self.K = K = paths.num_routes
         self.dim = self.total // K
@@ -85,6 +85,7 @@ class _Problem:
         self.c = self.dim // self.Gk
         self.order = _order(paths, self.L, delta.device)
         self.u_shared = u.shape[1] != self.total
+        self.z_shared = z is not None and z.shape[1] != self.total
         self.bc_shared = G == 1
         self.merge = paths.merge if K > 1 else None
         self.scale = 1.0 / K if paths.merge == 'mean' else 1.0
@@ -147,7 +148,7 @@ class _Problem:
 
 def _forward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, out_dtype,
              save_states):
-    p = _Problem(u, delta, A, B, D, delta_bias, order_paths, delta_softplus)
+    p = _Problem(u, delta, A, B, D, z, delta_bias, order_paths, delta_softplus)
     chunk = SAVE_EVERY if save_states else _no_grad_chunk(p.batch, p.total, p.N)
     out_ch = p.dim if p.merge else p.total
     out = u.new_zeros(p.batch, out_ch, p.L, dtype=torch.float32 if p.merge else out_dtype)
@@ -167,7 +168,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, o
         if p.D is not None:
             y.addcmul_(uc, p.D)
         if z is not None:
-            y.mul_(F.silu(p.channels(z, p.u_shared, start, stop)))
+            y.mul_(F.silu(p.channels(z, p.z_shared, start, stop)))
         if p.scale != 1.0:
             y.mul_(p.scale)
         p.put_channels(out, y, p.merge is not None, start, stop)
@@ -178,7 +179,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, o
 
 def _backward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, states, dout,
               dlast):
-    p = _Problem(u, delta, A, B, D, delta_bias, order_paths, delta_softplus)
+    p = _Problem(u, delta, A, B, D, z, delta_bias, order_paths, delta_softplus)
     chunk = SAVE_EVERY
     f32 = dict(dtype=torch.float32)
     du = u.new_zeros(u.shape, **f32)
@@ -203,12 +204,12 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, 
         if p.scale != 1.0:
             dy.mul_(p.scale)
         if z is not None:
-            zc = p.channels(z, p.u_shared, start, stop)
+            zc = p.channels(z, p.z_shared, start, stop)
             y = torch.matmul(h, Ct.transpose(-1, -2)).squeeze(-1)
             if p.D is not None:
                 y.addcmul_(uc, p.D)
             sig = torch.sigmoid(zc)
-            p.put_channels(dz, dy * y * sig * (1 + zc * (1 - sig)), p.u_shared, start, stop)
+            p.put_channels(dz, dy * y * sig * (1 + zc * (1 - sig)), p.z_shared, start, stop)
             del y
             dy.mul_(zc * sig)
         # adjoint: dh_t = C_t dy_t + a_{t+1} dh_{t+1}, the next chunk's a_{t+1} dh_{t+1} carried

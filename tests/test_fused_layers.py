@@ -70,8 +70,9 @@ def test_fused_mixer_equals_unfused_oracle(family):
 
 @pytest.mark.parametrize('family', list(FAMILIES))
 def test_fused_mixer_under_bf16_autocast_recomputes_the_forward(family):
-    """Under autocast the backward recomputes in the forward's precision: the gradients are
-    those of autograd through the same bf16 ops and the same scan."""
+    """Under autocast the backward recomputes in the forward's precision: the output is the
+    unfused one bit for bit, the gradients those of autograd through the same bf16 ops and the
+    same scan up to bf16 rounding (sums met in another order)."""
     torch.manual_seed(0)
     mixer, leaf, pre, z, paths, out_dtype, front_args = FAMILIES[family]()
     with torch.autocast('cpu', torch.bfloat16):
@@ -84,7 +85,7 @@ def test_fused_mixer_under_bf16_autocast_recomputes_the_forward(family):
     torch.testing.assert_close(fused[0], ref[0], rtol=0, atol=0)
     for g, r in zip(fused[1], ref[1]):
         if g is not None:
-            torch.testing.assert_close(g.float(), r.float(), rtol=1e-3, atol=1e-4)
+            torch.testing.assert_close(g.float(), r.float(), rtol=1.6e-2, atol=2e-3)
 
 
 def test_fused_mixer_keeps_only_its_input_and_the_scan_states():

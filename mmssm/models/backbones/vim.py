@@ -48,11 +48,12 @@ class BiMambaMixer(SelectiveSSM):
 
     def front(self, u):
         """Each direction's causal conv and SiLU, (batch, d_inner, L) -> (batch, 2*d_inner, L)."""
-        L = u.shape[-1]
+        L, pad = u.shape[-1], self.d_conv - 1
         u_fwd = self.conv1d(u)[..., :L]
-        # the backward direction's causal conv, seen in forward token order
-        u_bwd = F.conv1d(F.pad(u, (0, self.d_conv - 1)), self.conv1d_b.weight.flip(-1),
-                         self.conv1d_b.bias, groups=self.d_inner)
+        # the backward direction's causal conv, seen in forward token order: the mirrored kernel
+        # over the zeros after the sequence (padded on both sides, its outputs from `pad` on)
+        u_bwd = F.conv1d(u, self.conv1d_b.weight.flip(-1), self.conv1d_b.bias, padding=pad,
+                         groups=self.d_inner)[..., pad:]
         return F.silu(torch.cat((u_fwd, u_bwd), dim=1), inplace=True)
 
     def forward(self, x):
