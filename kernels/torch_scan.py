@@ -26,7 +26,7 @@ from .paths import ScanPaths
 #: steps between the states a forward with gradients keeps for the backward
 SAVE_EVERY = 128
 #: elements of one (steps x channels x states) temporary of a forward without gradients
-WORKSET = 1 << 19
+WORKSET = 1 << 18
 
 Tensor = torch.Tensor
 Opt = Optional[torch.Tensor]
