@@ -253,15 +253,16 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, 
 
 
 # The two passes are custom ops: torch.compile keeps them whole instead of unrolling their token
-# loops into a graph of L steps. Routes travel as their names joined by commas (a ScanPaths is not
-# an op argument).
+# loops into a graph of L steps. A ScanPaths is not an op argument: routes travel as their names
+# joined by commas, the grid (H, W) as H * 2**31 + W (0: none; a list would trip jit tracing).
 def _paths(routes, hw, merge):
-    return ScanPaths(tuple(routes.split(',')), tuple(hw) or None, merge or None)
+    return ScanPaths(tuple(routes.split(',')), divmod(hw, 1 << 31) if hw else None,
+                     merge or None)
 
 
 @torch.library.custom_op('mmssm::scan_torch_fwd', mutates_args=())
 def scan_torch_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Opt, z: Opt,
-                   delta_bias: Opt, delta_softplus: bool, routes: str, hw: List[int],
+                   delta_bias: Opt, delta_softplus: bool, routes: str, hw: int,
                    merge: str, out_dtype: torch.dtype, save_states: bool
                    ) -> Tuple[Tensor, Tensor, Tensor]:
     """Output, last state (batch, K*dim, N) and, with ``save_states``, the chunk-end states
@@ -286,7 +287,7 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, routes, hw, merge, ou
 @torch.library.custom_op('mmssm::scan_torch_bwd', mutates_args=())
 def scan_torch_bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Opt, z: Opt,
                    delta_bias: Opt, states: Tensor, dout: Tensor, dlast: Opt,
-                   delta_softplus: bool, routes: str, hw: List[int],
+                   delta_softplus: bool, routes: str, hw: int,
                    merge: str) -> List[Tensor]:
     """Gradients of u, delta, A, B, C, D, z, delta_bias; empty for an absent D, z, delta_bias."""
     return _backward(u, delta, A, B, C, D, z, delta_bias, _paths(routes, hw, merge),
@@ -305,7 +306,8 @@ def _(u, delta, A, B, C, D, z, delta_bias, states, dout, dlast, delta_softplus, 
 
 def op_args(paths: ScanPaths):
     """``paths`` as the ops' (routes, hw, merge) arguments."""
-    return ','.join(paths.routes), list(paths.hw or ()), paths.merge or ''
+    hw = (int(paths.hw[0]) << 31) + int(paths.hw[1]) if paths.hw else 0
+    return ','.join(paths.routes), hw, paths.merge or ''
 
 
 class TorchScan(torch.autograd.Function):
@@ -313,12 +315,13 @@ class TorchScan(torch.autograd.Function):
     counts the scan's FLOPs by."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, paths, out_dtype, save):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, routes, hw, merge,
+                out_dtype, save):
         out, last, states = scan_torch_fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                           *op_args(paths), out_dtype, save)
+                                           routes, hw, merge, out_dtype, save)
         if save:
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
-            ctx.flags = (delta_softplus, *op_args(paths))
+            ctx.flags = (delta_softplus, routes, hw, merge)
         return out, last
 
     @staticmethod
@@ -327,7 +330,7 @@ class TorchScan(torch.autograd.Function):
         softplus, routes, hw, merge = ctx.flags
         grads = scan_torch_bwd(*saved, states, dout, dlast, softplus, routes, hw, merge)
         # D, z and delta_bias are optional: no gradient where they were absent
-        return (*(None if t is None else g for t, g in zip(saved, grads)), None, None, None, None)
+        return (*(None if t is None else g for t, g in zip(saved, grads)), *[None] * 6)
 
 
 def torch_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
@@ -336,6 +339,6 @@ def torch_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, re
     C = C if C.dim() == 4 else C.unsqueeze(1)
     save = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias))
-    out, last = TorchScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, paths,
-                                out_dtype, save)
+    out, last = TorchScan.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                *op_args(paths), out_dtype, save)
     return (out, last) if return_last_state else out

@@ -39,10 +39,10 @@ def shape_only_scan():
     """The scan's FLOPs come from its input shapes alone (:func:`scan_flops`), and every other
     count from shapes too, so while tracing it returns zeros of the right shapes instead of
     stepping through every token and holding its states."""
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, paths, out_dtype,
-                save):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, routes, hw, merge,
+                out_dtype, save):
         batch, channels, length = delta.shape
-        out = channels // paths.num_routes if paths.merge else channels
+        out = channels // len(routes.split(',')) if merge else channels
         return (u.new_zeros(batch, out, length, dtype=out_dtype),
                 u.new_zeros(batch, channels, A.shape[1], dtype=torch.float32))
 

@@ -110,7 +110,9 @@ def into_linear(fn, linear, *inputs, params=()):
     (an activation, a norm, a concatenation: cheap, deterministic, in the forward's autocast
     state) but not the linear. ``params``: the parameters ``fn`` reads."""
     params = [p for p in (*params, *linear.parameters()) if p.requires_grad]
-    if not torch.is_grad_enabled() or not (params or any(t.requires_grad for t in inputs)):
+    # a jit trace (FLOP counting) records the plain ops: it cannot take a function argument
+    if (not torch.is_grad_enabled() or torch.jit.is_tracing()
+            or not (params or any(t.requires_grad for t in inputs))):
         return linear(fn(*inputs))
     return IntoLinear.apply(fn, linear, len(inputs), *inputs, *params)
 

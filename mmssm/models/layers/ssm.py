@@ -108,8 +108,9 @@ class SelectiveSSM(nn.Module):
             raise ValueError(f'{type(self).__name__} holds {self.num_routes} routes, '
                              f'paths has {paths.num_routes}: {paths.routes}')
         params = [p for p in self.parameters() if p.requires_grad]
-        if torch.is_grad_enabled() and (pre.requires_grad or params
-                                        or (z is not None and z.requires_grad)):
+        # a jit trace (FLOP counting) records the plain ops: it cannot take a module argument
+        if torch.is_grad_enabled() and not torch.jit.is_tracing() and (
+                pre.requires_grad or params or (z is not None and z.requires_grad)):
             # every parameter goes in (in_proj's and out_proj's get no gradient from here):
             # which ones front() reads is the mixer's business
             return MixerInnerFn.apply(self, paths, out_dtype, tuple(front_args), pre, z, *params)
