@@ -88,7 +88,43 @@ class _SelectiveScanFn(torch.autograd.Function):
         return out
 
 
+def _groups(side):
+    """'b (b2 l) d' -> [['b'], ['b2', 'l'], ['d']]."""
+    out, group = [], None
+    for token in side.replace('(', ' ( ').replace(')', ' ) ').split():
+        if token == '(':
+            group = []
+        elif token == ')':
+            out.append(group)
+            group = None
+        elif group is not None:
+            group.append(token)
+        else:
+            out.append([token])
+    return out
+
+
+def rearrange(x, pattern, **sizes):
+    """einops' rearrange for the patterns the release uses, as einops runs them (reshape,
+    permute, reshape: views where torch can, copies where it cannot)."""
+    left, right = (_groups(side) for side in pattern.split('->'))
+    dims = dict(sizes)
+    for group, size in zip(left, x.shape):
+        known = math.prod(dims[n] for n in group if n in dims)
+        for n in group:
+            dims.setdefault(n, size // known)
+    names = [n for g in left for n in g]
+    order = [names.index(n) for g in right for n in g]
+    x = x.reshape([dims[n] for n in names]).permute(order)
+    return x.reshape([math.prod(dims[n] for n in g) for g in right])
+
+
 def mambavision_model(repo, window_size):
+    einops = types.ModuleType('einops')
+    # repeat: only 'n -> d n' at initialisation
+    einops.rearrange = rearrange
+    einops.repeat = lambda x, pattern, d: x.expand(d, *x.shape)
+    sys.modules.setdefault('einops', einops)
     interface = types.ModuleType('mamba_ssm.ops.selective_scan_interface')
 
     def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None,
