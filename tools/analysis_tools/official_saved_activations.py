@@ -16,7 +16,6 @@ cross-scan keeps nothing, as its Triton one does. Random weights; the T models' 
 """
 import argparse
 import contextlib
-import importlib.util
 import math
 import sys
 import types
@@ -125,20 +124,12 @@ def mambavision_model(repo, window_size):
     einops.rearrange = rearrange
     einops.repeat = lambda x, pattern, d: x.expand(d, *x.shape)
     sys.modules.setdefault('einops', einops)
-    interface = types.ModuleType('mamba_ssm.ops.selective_scan_interface')
-
     def selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                           delta_softplus=False, return_last_state=False):
         return _SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
-    interface.selective_scan_fn = selective_scan_fn
-    for name in ('mamba_ssm', 'mamba_ssm.ops'):
-        sys.modules.setdefault(name, types.ModuleType(name))
-    sys.modules['mamba_ssm.ops.selective_scan_interface'] = interface
-    path = Path(repo) / 'semantic_segmentation/tools/mamba_vision.py'
-    spec = importlib.util.spec_from_file_location('official_mamba_vision', path)
-    official = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(official)
+    from tools.analysis_tools.mambavision_official_outputs import official_module
+    official = official_module(repo, selective_scan_fn)
     model = official.MM_mamba_vision(dim=80, in_dim=32, depths=(1, 3, 8, 4),
                                      num_heads=(2, 4, 8, 16), window_size=tuple(window_size),
                                      mlp_ratio=4, layer_scale=None)
