@@ -6,7 +6,6 @@ from typing import NamedTuple
 import torch
 
 from .paths import ScanPaths
-from .reference import route_scan, scan_core_torch
 
 BACKENDS = ('auto', 'triton', 'torch')  # 'auto': Triton for CUDA tensors, PyTorch for the others
 HALF_OR_FLOAT = (torch.float32, torch.float16, torch.bfloat16)
@@ -46,6 +45,18 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     ``backend``: one of ``BACKENDS``; None takes the global default, the environment variable
     MMSSM_SCAN_BACKEND ('auto' when unset).
     """
+    name = _checked_backend(u, delta, A, B, C, D, z, delta_bias, paths, out_dtype, backend)
+    out_dtype = out_dtype or u.dtype
+    if name == 'triton':
+        from .triton_scan import triton_selective_scan
+        return triton_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                     return_last_state, paths, out_dtype)
+    from .torch_scan import torch_selective_scan
+    return torch_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                return_last_state, paths, out_dtype)
+
+
+def _checked_backend(u, delta, A, B, C, D, z, delta_bias, paths, out_dtype, backend):
     if not isinstance(paths, ScanPaths):
         raise TypeError(f'paths must be a kernels ScanPaths, got {type(paths).__name__}')
     # torch.compile checks once while it traces (it guards on the shapes)
@@ -54,13 +65,54 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     name = _backend_of(backend)
     if name == 'auto':
         name = 'triton' if u.is_cuda else 'torch'
+    return name
+
+
+class ScanRecord(NamedTuple):
+    """What :func:`selective_scan_bwd` needs besides tensors: the backend that ran the forward
+    and the scan's settings."""
+    backend: str
+    delta_softplus: bool
+    paths: ScanPaths
+
+
+def selective_scan_fwd(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       paths: ScanPaths = ScanPaths(), out_dtype=None, backend=None):
+    """:func:`selective_scan` without autograd, for a fused layer that runs its own backward
+    (as mamba_ssm's MambaInnerFn calls ``selective_scan_cuda.fwd`` and ``.bwd``). B and C are
+    (batch, G, N, L). Returns the output, the fp32 states the backward restarts from (for the
+    layer to save with its other tensors) and a :class:`ScanRecord`."""
+    name = _checked_backend(u, delta, A, B, C, D, z, delta_bias, paths, out_dtype, backend)
     out_dtype = out_dtype or u.dtype
     if name == 'triton':
-        from .triton_scan import triton_selective_scan
-        return triton_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                     return_last_state, paths, out_dtype)
-    return route_scan(scan_core_torch, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                      return_last_state, paths, out_dtype)
+        from .triton_fwd import ROUTE_CODES
+        from .triton_scan import scan_triton_fwd
+        out, _, states = scan_triton_fwd(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+            [ROUTE_CODES[r] for r in paths.routes], list(paths.hw or ()), paths.merge or '',
+            out_dtype, True)
+    else:
+        from .torch_scan import op_args, scan_torch_fwd
+        out, _, states = scan_torch_fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                        *op_args(paths), out_dtype, True)
+    return out, states, ScanRecord(name, delta_softplus, paths)
+
+
+def selective_scan_bwd(record: ScanRecord, u, delta, A, B, C, D, z, delta_bias, states, dout):
+    """Gradients of u, delta, A, B, C, D, z, delta_bias (None for the absent ones) of the
+    forward :func:`selective_scan_fwd` ran with these inputs."""
+    paths = record.paths
+    if record.backend == 'triton':
+        from .triton_fwd import ROUTE_CODES
+        from .triton_scan import scan_triton_bwd
+        grads = scan_triton_bwd(u, delta, A, B, C, D, z, delta_bias, states, dout, None,
+                                record.delta_softplus, [ROUTE_CODES[r] for r in paths.routes],
+                                list(paths.hw or ()), paths.merge or '')
+    else:
+        from .torch_scan import op_args, scan_torch_bwd
+        grads = scan_torch_bwd(u, delta, A, B, C, D, z, delta_bias, states, dout, None,
+                               record.delta_softplus, *op_args(paths))
+    return [None if t is None else g for t, g in zip((u, delta, A, B, C, D, z, delta_bias), grads)]
 
 
 class _Spec(NamedTuple):

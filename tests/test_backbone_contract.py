@@ -14,6 +14,7 @@ from mmseg.registry import MODELS as SEG_MODELS
 from torch.overrides import TorchFunctionMode
 
 import mmssm  # noqa: F401  (registers)
+import mmssm.models.layers.fused as fused
 import mmssm.models.layers.ssm as ssm
 from mmssm.models.backbones import SSMBackbone
 from mmssm_kernels import interface
@@ -164,20 +165,25 @@ class RouteCopies(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def unrecorded_call(fn, mode):
+    def call(*args, **kwargs):
+        mode.paused = True
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            mode.paused = False
+    return call
+
+
 def test_no_route_copies(case, monkeypatch):
     cfg, _ = case
     model = build(cfg)
     mode = RouteCopies()
-    scan = ssm.selective_scan
-
-    def unrecorded(*args, **kwargs):  # how the scan itself lays out routes is not the backbone's
-        mode.paused = True
-        try:
-            return scan(*args, **kwargs)
-        finally:
-            mode.paused = False
-
-    monkeypatch.setattr(ssm, 'selective_scan', unrecorded)
+    # how the scan itself lays out routes is not the backbone's, called plainly or by the fused
+    # mixer
+    monkeypatch.setattr(ssm, 'selective_scan', unrecorded_call(ssm.selective_scan, mode))
+    for name in ('selective_scan_fwd', 'selective_scan_bwd'):
+        monkeypatch.setattr(fused, name, unrecorded_call(getattr(fused, name), mode))
     with mode:
         sum(o.sum() for o in model(torch.randn(1, 3, 32, 48))).backward()
     assert mode.found == []

@@ -135,7 +135,10 @@ def test_the_mixer_scans_forward_through_the_shared_interface(monkeypatch):
 
     monkeypatch.setattr(ssm_module, 'selective_scan', recorded)
     model = build(window_size=(8, 8, 4, 2))
-    model(torch.randn(1, 3, 128, 128))
+    # without gradients: the plain path (with them the fused mixer makes the same call through
+    # selective_scan_fwd, tests/test_fused_layers.py)
+    with torch.no_grad():
+        model(torch.randn(1, 3, 128, 128))
     # stage 3: 2 Mamba blocks on 4 windows of 16 tokens, stage 4: 1 on 4 windows of 4 tokens
     assert [c[0] for c in calls] == [(4, 32, 16), (4, 32, 16), (4, 64, 4)]
     assert all(c[1] == ScanPaths.forward() and c[2] is None for c in calls)

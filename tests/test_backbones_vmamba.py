@@ -112,7 +112,9 @@ def test_one_scan_call_with_shared_tokens_and_fp32_out(monkeypatch):
 
     monkeypatch.setattr(ssm, 'selective_scan', spy)
     model = narrow().eval()
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    # without gradients: the plain path (with them the fused mixer makes the same call through
+    # selective_scan_fwd, tests/test_fused_layers.py)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         model(torch.randn(1, 3, 40, 24))
     assert len(calls) == sum(model.depths)
     shape, dtype, paths, out_dtype = calls[0]

@@ -3,7 +3,7 @@ explicit flips and transposes."""
 import pytest
 import torch
 
-from mmssm_kernels import ScanPaths, interface, selective_scan, selective_scan_ref
+from mmssm_kernels import ScanPaths, interface, selective_scan, selective_scan_ref, torch_scan
 
 
 def make_inputs(batch=2, K=1, dim=6, N=4, L=37, G=1, shared_u=False, z=True, dtype=torch.float32,
@@ -59,6 +59,20 @@ def test_chunked_scan_matches_oracle(paths, K, G, shared, L):
     fast = run(selective_scan, inputs, paths=paths, backend='torch')
     ref = run(selective_scan_ref, inputs, paths=paths)
     assert_close_all(fast, ref, rtol=6e-4, atol=2e-3)
+
+
+@pytest.mark.parametrize('paths,K,G,shared,L', CASES[2:])
+def test_short_chunks_match_oracle(paths, K, G, shared, L, monkeypatch):
+    """Chunks of 8 steps (states saved every 8, a no-grad forward in 8-step chunks): each chunk
+    starts from the state the one before left, the backward carries the adjoint state back."""
+    monkeypatch.setattr(torch_scan, 'SAVE_EVERY', 8)
+    monkeypatch.setattr(torch_scan, 'WORKSET', 1)
+    inputs = make_inputs(K=K, G=G, shared_u=shared, L=L, seed=1)
+    fast = run(selective_scan, inputs, paths=paths, backend='torch')
+    assert_close_all(fast, run(selective_scan_ref, inputs, paths=paths), rtol=6e-4, atol=2e-3)
+    with torch.no_grad():
+        out = selective_scan(**inputs, delta_softplus=True, paths=paths, backend='torch')
+    torch.testing.assert_close(out, fast[0])
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])

@@ -6,8 +6,9 @@ import torch
 import torch.nn as nn
 
 from mmssm.benchmark.meters import peak_bytes, time_calls
-from mmssm.benchmark.saved import (block_activations, mamba_fused_vim_block_bytes, measure_saved,
-                                   saved_table, with_budgets)
+from mmssm.benchmark.saved import (block_activations, find_blocks, mamba_fused_vim_block_bytes,
+                                   mambavision_budget, measure_saved, saved_table, vmamba_budget,
+                                   with_budgets)
 from mmssm.models.backbones import VisionMamba
 from tools.analysis_tools.benchmark import main
 
@@ -84,7 +85,7 @@ def test_vim_blocks_have_measured_bytes_and_budgets():
                            act_bytes=4)
     assert [r.name for r in records] == ['layers.0', 'layers.1', 'layers.2']
     for r in records:
-        assert (r.batch, r.tokens, r.kind) == (2, 16, 'VimBlock')
+        assert (r.batch, r.tokens, r.kind, r.mixer) == (2, 16, 'VimBlock', 'BiMambaMixer')
         assert r.per_image_bytes > 0 and r.constant_bytes >= 0
         assert r.budget_bytes == mamba_fused_vim_block_bytes(1, 16, 32, 64, 2, 4, 4)
     text = saved_table({'64x64': records})
@@ -92,6 +93,56 @@ def test_vim_blocks_have_measured_bytes_and_budgets():
     assert 'VimBlock' in text and f'{ratio:.2f}x' in text
     with pytest.raises(ValueError, match='at least 2'):
         block_activations(vim, torch.randn(1, 3, 64, 64))
+
+
+def test_every_stage_is_measured_and_mamba_blocks_have_budgets():
+    """Hierarchical backbones: every stage's blocks in order; the Mamba blocks get their
+    family's budget (the release's block with its mixer fused as mamba_ssm's), the convolution
+    and attention blocks none."""
+    from mmssm.models.backbones import MambaVision, VMamba
+    vmamba = VMamba(arch=dict(embed_dims=8, depths=(1, 1, 2, 1)))
+    mv = MambaVision(arch=dict(embed_dims=8, stem_channels=8, depths=(1, 1, 2, 2),
+                               num_heads=(1, 1, 2, 4)), window_size=(8, 8, 4, 2))
+    x = torch.randn(2, 3, 64, 64)
+    for model, names, budgets in (
+            (vmamba, ['layers.0.blocks.0', 'layers.1.blocks.0', 'layers.2.blocks.0',
+                      'layers.2.blocks.1', 'layers.3.blocks.0'], [True] * 5),
+            (mv, ['levels.0.blocks.0', 'levels.1.blocks.0', 'levels.2.blocks.0',
+                  'levels.2.blocks.1', 'levels.3.blocks.0', 'levels.3.blocks.1'],
+             [False, False, True, False, True, False])):
+        blocks = find_blocks(model)
+        records = with_budgets(block_activations(model, x, torch.bfloat16, blocks), blocks, 2)
+        assert [r.name for r in records] == names
+        assert [r.budget_bytes is not None for r in records] == budgets
+        for r in records:
+            assert r.per_image_bytes > 0
+            if r.budget_bytes:
+                assert r.per_image_bytes < r.budget_bytes
+    # MambaVision's windows: stage 2's 4x4 map is one 4x4 window, stage 3's 2x2 map one 2x2
+    assert [(r.tokens, r.seqlen) for r in records[2:5]] == [(16, 16), (16, 16), (4, 4)]
+
+
+def test_vmamba_and_mambavision_budget_formulas():
+    """VMamba-T stage 3 (d 384, 4 routes of 384 channels, dt_rank 24, N 1, MLP 4x) and
+    MambaVision-T stage 3 (d 320, in_proj to 320, 160 scanned channels, dt_rank 20, N 8, MLP 4x),
+    bf16, per token."""
+    from types import SimpleNamespace
+
+    from mmssm.models.backbones.mambavision import MambaVisionMixer
+    from mmssm.models.backbones.vmamba import SS2D
+    from mmssm.models.layers import PreNormBlock
+    block = PreNormBlock(384, SS2D(384, d_state=1), mlp_ratio=4.)
+    record = SimpleNamespace(tokens=1024, seqlen=1024)
+    mlp = 4 * 384 + 8 + 2 * (384 + 2 * 1536)
+    per_token = (4 * 384 + 8 + 2 * 384 + 2 * 384 + 4 * (24 + 4 + 384) * 2 + 4 * 384 + 8
+                 + 2 * 384 + mlp)
+    assert per_token == 17144
+    assert vmamba_budget(block, record, 2) == 1024 * per_token + 4 * 384 * 2 * 4
+    block = PreNormBlock(320, MambaVisionMixer(320), mlp_ratio=4.)
+    record = SimpleNamespace(tokens=4 * 4096, seqlen=4096)  # four 64x64 windows
+    mlp = 4 * 320 + 8 + 2 * (320 + 2 * 1280)
+    per_token = 4 * 320 + 8 + 2 * 320 + 2 * 320 + (20 + 32 + 160) * 2 + 2 * 160 + 2 * 320 + mlp
+    assert mambavision_budget(block, record, 2) == 4 * (4096 * per_token + 160 * 2 * 2 * 8 * 4)
 
 
 def _run_tool(tmp_path, capsys, *args):

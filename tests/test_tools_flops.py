@@ -53,7 +53,7 @@ def test_shape_only_scan_keeps_the_count():
     the same total, and the real scan is back afterwards."""
     from mmengine.analysis import FlopAnalyzer
 
-    from mmssm_kernels.reference import TorchScan
+    from mmssm_kernels.torch_scan import TorchScan
     from tools.analysis_tools.get_flops import attention_flops, scan_flops
     model = VMamba(arch=dict(embed_dims=8, depths=(1, 1, 1, 1))).eval()
     image = (torch.randn(1, 3, 64, 64), )

@@ -24,29 +24,44 @@ class BlockSaved:
     index: int
     name: str
     kind: str
-    tokens: int = 0  # sequence length the block saw
-    batch: int = 0
+    tokens: int = 0  # tokens per image the block saw
+    batch: int = 0  # images
+    seqlen: int = 0  # length of each sequence it scanned (a window's for windowed blocks)
     saved_bytes: int = 0  # everything the block saved, at ``batch``
     tensors: int = 0
     by_dtype: Dict[str, int] = field(default_factory=dict)
     per_image_bytes: int = None  # what grows with the batch, per image
     constant_bytes: int = None  # what does not (weight copies and functions of weights)
-    budget_bytes: int = None  # per image, the official fused implementation's
+    mixer: str = None  # class of the block's token mixer
+    budget_bytes: int = None  # per image: the official block with its mixer fused as mamba_ssm's
+    official_bytes: int = None  # per image: what the official implementation keeps
 
 
 def find_blocks(backbone: nn.Module):
-    """The backbone's blocks: modules that hold a token mixer (a child named ``mixer``), else the
-    members of its longest ModuleList."""
-    blocks = [(n, m) for n, m in backbone.named_modules() if isinstance(getattr(m, 'mixer', None),
-                                                                          nn.Module)]
+    """The backbone's blocks: the members of every ModuleList whose members hold no ModuleList
+    themselves (each stage's blocks, in order), else the modules that hold a token mixer (a
+    child named ``mixer``)."""
+    blocks = [(f'{name}.{i}', m) for name, lst in backbone.named_modules()
+              if isinstance(lst, nn.ModuleList)
+              and not any(isinstance(sub, nn.ModuleList) for m in lst for sub in m.modules())
+              for i, m in enumerate(lst)]
     if blocks:
         return blocks
-    lists = [(n, m) for n, m in backbone.named_modules() if isinstance(m, nn.ModuleList)]
-    if not lists:
-        raise ValueError(f'{type(backbone).__name__}: no blocks found (no module with a `mixer` '
-                         f'child and no ModuleList); pass blocks= explicitly')
-    name, longest = max(lists, key=lambda item: len(item[1]))
-    return [(f'{name}.{i}', m) for i, m in enumerate(longest)]
+    blocks = [(n, m) for n, m in backbone.named_modules() if isinstance(getattr(m, 'mixer', None),
+                                                                          nn.Module)]
+    if not blocks:
+        raise ValueError(f'{type(backbone).__name__}: no blocks found (no ModuleList of blocks '
+                         f'and no module with a `mixer` child); pass blocks= explicitly')
+    return blocks
+
+
+def mixer_of(block):
+    """A block's token mixer (its ``mixer`` or ``op`` child), or None."""
+    for name in ('mixer', 'op'):
+        m = getattr(block, name, None)
+        if isinstance(m, nn.Module):
+            return m
+    return None
 
 
 def _storage_key(t):
@@ -57,19 +72,26 @@ def measure_saved(backbone: nn.Module, x: torch.Tensor, amp_dtype=None, blocks=N
                   ) -> List[BlockSaved]:
     """Runs one training forward of ``backbone`` on ``x`` and returns what each block saved."""
     blocks = blocks or find_blocks(backbone)
-    records = [BlockSaved(i, n, type(m).__name__) for i, (n, m) in enumerate(blocks)]
+    records = [BlockSaved(i, n, type(m).__name__, mixer=type(mixer_of(m)).__name__
+                          if mixer_of(m) is not None else None)
+               for i, (n, m) in enumerate(blocks)]
     params = {_storage_key(p) for p in backbone.parameters()}
     seen, stack = set(), []
+
+    images = x.shape[0]
 
     def pre_hook(index):
         def hook(module, args):
             stack.append(index)
             first = args[0] if args else None
-            if isinstance(first, torch.Tensor) and first.dim() == 3:  # (batch, tokens, dims)
-                records[index].batch, records[index].tokens = first.shape[0], first.shape[1]
-            elif isinstance(first, torch.Tensor) and first.dim() == 4:  # (batch, C, H, W)
-                records[index].batch = first.shape[0]
-                records[index].tokens = first.shape[2] * first.shape[3]
+            record = records[index]
+            if isinstance(first, torch.Tensor) and first.dim() in (3, 4):
+                # (sequences, seqlen, dims) or (batch, C, H, W); windowed blocks see several
+                # sequences per image
+                record.batch = images
+                record.seqlen = (first.shape[1] if first.dim() == 3
+                                 else first.shape[2] * first.shape[3])
+                record.tokens = first.shape[0] * record.seqlen // images
         return hook
 
     def post_hook(module, args, output):
@@ -145,49 +167,100 @@ def mamba_fused_vim_block_bytes(batch, tokens, dim, d_inner, dt_rank, d_state, a
     return batch * (tokens * per_token + 2 * d_inner * chunks * 2 * d_state * 4)
 
 
-def _mixer_dims(mixer):
-    """(dim, d_inner, dt_rank, d_state) of a Mamba mixer; dt_rank and d_state may sit on the
-    mixer or on a submodule of it (a shared SSM part)."""
-    ssm = next((m for m in mixer.modules() if hasattr(m, 'dt_rank') and hasattr(m, 'd_state')),
-               None)
-    if ssm is None or not hasattr(mixer, 'in_proj') or not hasattr(mixer, 'out_proj'):
-        raise TypeError(f'{type(mixer).__name__}: the fused-Mamba budget needs in_proj, out_proj '
-                        f'and a module with dt_rank and d_state')
-    return mixer.in_proj.in_features, mixer.out_proj.in_features, ssm.dt_rank, ssm.d_state
+def _ssm_dims(mixer):
+    """(d, in_proj outputs, d_inner, K, dt_rank, d_state) of a Mamba mixer."""
+    if not all(hasattr(mixer, a) for a in ('in_proj', 'out_proj', 'd_inner', 'dt_rank',
+                                           'd_state', 'num_routes')):
+        raise TypeError(f'{type(mixer).__name__}: the fused-Mamba budget needs in_proj, out_proj, '
+                        f'd_inner, num_routes, dt_rank and d_state')
+    return (mixer.in_proj.in_features, mixer.in_proj.out_features, mixer.d_inner,
+            mixer.num_routes, mixer.dt_rank, mixer.d_state)
 
 
-def vim_budget(block, record, act_bytes):
-    return mamba_fused_vim_block_bytes(1, record.tokens, *_mixer_dims(block.mixer), act_bytes)
+def _chunk_states(seqlen, E, N):
+    """One route's fp32 state at each of mamba_ssm's 2048-token chunk ends, per sequence."""
+    return E * math.ceil(seqlen / MAMBA_CHUNK) * 2 * N * 4
 
 
-#: block class name -> budget(block, record, act_bytes): what the official fused implementation
-#: keeps per image for that block; families without an entry are measured without a budget
-BUDGETS = {'VimBlock': vim_budget}
+def _mlp_bytes(block, s):
+    """Per token, a pre-norm MLP as timm's Mlp keeps it: LayerNorm's fp32 input and statistics,
+    fc1's input, the GELU's input, fc2's input."""
+    if getattr(block, 'mlp', None) is None:
+        return 0
+    d, hidden = block.mlp.fc1.in_features, block.mlp.fc1.out_features
+    return 4 * d + 8 + s * (d + 2 * hidden)
+
+
+def vim_budget(block, record, s):
+    d, _, E, _, R, N = _ssm_dims(block.mixer)
+    return mamba_fused_vim_block_bytes(1, record.tokens, d, E, R, N, s)
+
+
+def vmamba_budget(block, record, s):
+    """The release's VSSBlock (v2: LayerNorm, SS2D without z, out LayerNorm on the fp32 sum of
+    the routes, MLP) with SS2D fused as mamba_ssm's MambaInnerFn (checkpoint_lvl=1) would be:
+    per token LayerNorm's fp32 input and statistics (4d + 8), in_proj's input (d s), xz (the
+    in_proj output), per route x_dbl, B and C copies and the ungated scan output
+    ((R + 4N + E) s), out_norm's fp32 input and statistics (4E + 8), with the v0 gate the
+    gate's two factors (4E + E s), out_proj's input (E s), the MLP; plus each route's chunk-end
+    states."""
+    d, xz, E, K, R, N = _ssm_dims(block.op)
+    gate = (4 * E + E * s) if getattr(block.op, 'gate', False) else 0
+    per_token = (4 * d + 8 + d * s + xz * s + K * (R + 4 * N + E) * s + 4 * E + 8 + gate
+                 + E * s + _mlp_bytes(block, s))
+    return record.tokens * per_token + K * _chunk_states(record.tokens, E, N)
+
+
+def mambavision_budget(block, record, s):
+    """The release's hybrid Block with MambaVisionMixer fused as mamba_ssm's MambaInnerFn
+    (checkpoint_lvl=1): per token LayerNorm's fp32 input and statistics (4d + 8), in_proj's input
+    (d s), xz (d s), x_dbl, B and C copies and the scan output ((R + 4N + E) s), the z branch's
+    SiLU input (E s), out_proj's input (d s), layer scale's inputs (2 d s, B and L), the MLP;
+    plus the chunk-end states of each window's scan."""
+    d, xz, E, _, R, N = _ssm_dims(block.op)
+    scale = 2 * d * s if getattr(block, 'layer_scale', False) else 0
+    per_token = (4 * d + 8 + d * s + xz * s + (R + 4 * N + E) * s + E * s + d * s + scale
+                 + _mlp_bytes(block, s))
+    windows = record.tokens // record.seqlen
+    return record.tokens * per_token + windows * _chunk_states(record.seqlen, E, N)
+
+
+#: mixer class name -> budget(block, record, act_bytes): per image, what the official block
+#: keeps with its mixer fused as mamba_ssm's MambaInnerFn; other blocks have none
+BUDGETS = {'BiMambaMixer': vim_budget, 'SS2D': vmamba_budget,
+           'MambaVisionMixer': mambavision_budget}
+#: mixer class name -> official(block, record, act_bytes): per image, what the official
+#: implementation keeps (Vim's is its fused block)
+OFFICIAL = {'BiMambaMixer': vim_budget}
 
 
 def with_budgets(records, blocks, act_bytes):
     for record, (_, block) in zip(records, blocks):
-        budget = BUDGETS.get(record.kind)
+        budget, official = BUDGETS.get(record.mixer), OFFICIAL.get(record.mixer)
         if budget is not None:
             record.budget_bytes = budget(block, record, act_bytes)
+        if official is not None:
+            record.official_bytes = official(block, record, act_bytes)
     return records
 
 
 def saved_table(saved):
     """Markdown table: per shape and run of consecutive blocks with equal figures, the activations
-    saved per image (MiB and bytes per token), the budget's, and what does not grow with the
-    batch."""
+    saved per image (MiB and bytes per token), the budget's and the official implementation's,
+    and what does not grow with the batch."""
     lines = ['| shape | blocks | kind | tokens | MiB/img/block | B/token | budget B/token | '
-             'vs budget | weight-sized KiB |', '|---|---|---|---|---|---|---|---|---|']
+             'vs budget | official B/token | vs official | weight-sized KiB |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
     for shape, records in saved.items():
         runs = []  # [figures, first name, last name]
         for r in records:
-            budget, ratio = '–', '–'
-            if r.budget_bytes is not None:
-                budget = f'{r.budget_bytes / r.tokens:.0f}'
-                ratio = f'{r.per_image_bytes / r.budget_bytes:.2f}x'
-            figures = (f'{r.kind} | {r.tokens} | {r.per_image_bytes / 2**20:.2f} | '
-                       f'{r.per_image_bytes / r.tokens:.0f} | {budget} | {ratio} | '
+            cells = []
+            for ref in (r.budget_bytes, r.official_bytes):
+                cells += (['–', '–'] if ref is None else
+                          [f'{ref / r.tokens:.0f}', f'{r.per_image_bytes / ref:.2f}x'])
+            kind = r.kind if r.mixer is None else f'{r.kind}({r.mixer})'
+            figures = (f'{kind} | {r.tokens} | {r.per_image_bytes / 2**20:.2f} | '
+                       f'{r.per_image_bytes / r.tokens:.0f} | {" | ".join(cells)} | '
                        f'{r.constant_bytes / 1024:.0f}')
             if runs and runs[-1][0] == figures:
                 runs[-1][2] = r.name

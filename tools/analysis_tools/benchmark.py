@@ -13,8 +13,11 @@ file with every repeat, and a plot (img/s and memory against resolution).
         --batch 4 --amp bf16 --baseline deit-s --mode train
     python tools/analysis_tools/benchmark.py configs/upernet_vim-ti_ade20k.py --backbone-only \\
         --shape 224 512 --mode --saved-activations     # per-block saved activations only
+    TRITON_INTERPRET=1 python tools/analysis_tools/benchmark.py configs/upernet_vim-ti_ade20k.py \\
+        --shape 64 --mode --saved-activations --device cpu --scan-backend triton
 """
 import argparse
+import os
 import os.path as osp
 import sys
 import time
@@ -69,6 +72,10 @@ def parse_args(argv=None):
     parser.add_argument('--saved-activations', action='store_true',
                         help="bytes each of the config's backbone blocks saves for the backward, "
                         'against the official fused implementation where one is known')
+    parser.add_argument('--scan-backend', choices=('triton', 'torch'),
+                        help="the backbone's scan path (its scan_backend); default: Triton on "
+                        'CUDA, PyTorch on the CPU. Triton on the CPU runs in its interpreter '
+                        '(TRITON_INTERPRET=1): slow, for small shapes')
     parser.add_argument('--out', help='output path without extension (default: '
                         'work_dirs/benchmark/<config>/<time>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -111,6 +118,12 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if args.scan_backend:
+        if (args.scan_backend == 'triton' and not args.device.startswith('cuda')
+                and os.environ.get('TRITON_INTERPRET') != '1'):
+            sys.exit('error: --scan-backend triton on the CPU runs in Triton\'s interpreter: '
+                     'set TRITON_INTERPRET=1 in the environment')
+        cfg.model.backbone.scan_backend = args.scan_backend
     settings = Settings(
         shapes=args.shape, batch=args.batch, modes=tuple(args.mode), amp=args.amp,
         compile=args.compile, channels_last=args.channels_last, device=args.device,
@@ -128,7 +141,9 @@ def main(argv=None):
         sys.exit(f'error: {error}')
     scope = ('backbone blocks' if not settings.modes else
              'backbones' if args.backbone_only else 'whole models')
-    title = (f'{stem} ({scope}), batch {args.batch}, {args.amp or "fp32"}, {args.device}'
+    scan = args.scan_backend or ('triton' if args.device.startswith('cuda') else 'torch')
+    title = (f'{stem} ({scope}), batch {args.batch}, {args.amp or "fp32"}, {args.device}, '
+             f'{scan} scan'
              f'{", compiled" if args.compile else ""}{", channels-last" if args.channels_last else ""}')
     print(f'\n{title}')
     sections = []

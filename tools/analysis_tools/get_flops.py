@@ -19,7 +19,7 @@ from mmengine.registry import init_default_scope
 from mmdet.structures.bbox import bbox2roi
 
 import mmssm  # noqa: F401
-from mmssm_kernels.reference import TorchScan
+from mmssm_kernels.torch_scan import TorchScan
 
 
 def scan_flops(inputs, outputs):
@@ -39,9 +39,11 @@ def shape_only_scan():
     """The scan's FLOPs come from its input shapes alone (:func:`scan_flops`), and every other
     count from shapes too, so while tracing it returns zeros of the right shapes instead of
     stepping through every token and holding its states."""
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-        batch, channels, length = u.shape
-        return (u.new_zeros(batch, channels, length, dtype=torch.float32),
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, routes, hw, merge,
+                out_dtype, save):
+        batch, channels, length = delta.shape
+        out = channels // len(routes.split(',')) if merge else channels
+        return (u.new_zeros(batch, out, length, dtype=out_dtype),
                 u.new_zeros(batch, channels, A.shape[1], dtype=torch.float32))
 
     real = TorchScan.forward

@@ -46,9 +46,10 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     return (y.to(dtype), h) if return_last_state else y.to(dtype)
 
 
-def official_module(repo):
+def official_module(repo, selective_scan_fn=selective_scan_ref):
+    """The release's dense MambaVision module, with ``selective_scan_fn`` for mamba_ssm's."""
     interface = types.ModuleType('mamba_ssm.ops.selective_scan_interface')
-    interface.selective_scan_fn = selective_scan_ref
+    interface.selective_scan_fn = selective_scan_fn
     for name in ('mamba_ssm', 'mamba_ssm.ops'):
         sys.modules.setdefault(name, types.ModuleType(name))
     sys.modules['mamba_ssm.ops.selective_scan_interface'] = interface

@@ -20,6 +20,7 @@ from mmssm.checkpoints import backbone_weights
 from mmssm.registry import register_model
 from mmssm_kernels import ScanPaths
 from ..layers import PreNormBlock, SelectiveSSM
+from ..layers.fused import into_linear
 from .base import HierarchicalBackbone
 from .mambavision_windows import window_layout
 
@@ -95,6 +96,9 @@ class MambaVisionMixer(SelectiveSSM):
             for _ in range(2))
         self.out_proj = nn.Linear(dim, dim, bias=False)
 
+    def front(self, u):
+        return F.silu(self.conv1d_x(u), inplace=True)
+
     def project(self, u):
         delta, B, C = super().project(u)
         if self.double_dt_bias:
@@ -108,8 +112,12 @@ class MambaVisionMixer(SelectiveSSM):
             # padding ends each window's sequence: the convs must see zeros there, as at an end
             xz = xz * valid[:, None, :].to(xz.dtype)
         u, z = xz.chunk(2, dim=1)
-        y = self.scan(F.silu(self.conv1d_x(u)), FORWARD)
-        return self.out_proj(torch.cat((y, F.silu(self.conv1d_z(z))), dim=1).transpose(1, 2))
+        y = self.mix(u, FORWARD)
+        # out_proj's input is recomputed from y and z in the backward, not kept
+        return into_linear(self._branches, self.out_proj, y, z, params=self.conv1d_z.parameters())
+
+    def _branches(self, y, z):
+        return torch.cat((y, F.silu(self.conv1d_z(z))), dim=1).transpose(1, 2)
 
 
 class WindowAttention(Attention):

@@ -17,6 +17,7 @@ from mmssm.checkpoints import backbone_weights
 from mmssm.registry import register_model
 from mmssm_kernels import ScanPaths
 from ..layers import SelectiveSSM
+from ..layers.fused import add_rms_norm
 from .base import SSMBackbone
 
 BIDIRECTIONAL = ScanPaths.bidirectional(merge='mean')
@@ -46,23 +47,28 @@ class BiMambaMixer(SelectiveSSM):
             nn.init.kaiming_uniform_(self.out_proj.weight, a=math.sqrt(5))
             self.out_proj.weight /= math.sqrt(num_layers)
 
+    def front(self, u):
+        """Each direction's causal conv and SiLU, (batch, d_inner, L) -> (batch, 2*d_inner, L)."""
+        L, pad = u.shape[-1], self.d_conv - 1
+        u_fwd = self.conv1d(u)[..., :L]
+        # the backward direction's causal conv, seen in forward token order: the mirrored kernel
+        # over the zeros after the sequence (padded on both sides, its outputs from `pad` on)
+        u_bwd = F.conv1d(u, self.conv1d_b.weight.flip(-1), self.conv1d_b.bias, padding=pad,
+                         groups=self.d_inner)[..., pad:]
+        return F.silu(torch.cat((u_fwd, u_bwd), dim=1), inplace=True)
+
     def forward(self, x):
         """x: (batch, L, dim) -> (batch, L, dim)."""
-        L = x.shape[1]
         xz = self.in_proj(x).transpose(1, 2)  # (batch, 2*d_inner, L), a view
         u, z = xz.chunk(2, dim=1)
-        u_fwd = self.conv1d(u)[..., :L]
-        # the backward direction's causal conv, seen in forward token order
-        u_bwd = F.conv1d(F.pad(u, (0, self.d_conv - 1)), self.conv1d_b.weight.flip(-1),
-                         self.conv1d_b.bias, groups=self.d_inner)
-        u = F.silu(torch.stack((u_fwd, u_bwd), dim=1)).flatten(1, 2)  # (batch, 2*d_inner, L)
-        y = self.scan(u, BIDIRECTIONAL, z=z)
+        y = self.mix(u, BIDIRECTIONAL, z=z)
         return self.out_proj(y.transpose(1, 2))
 
 
 class VimBlock(nn.Module):
     """Add -> RMSNorm -> mixer, returning (mixer output, residual) as the official block does, so
-    the residual stream is kept apart (in fp32) from what each block adds to it."""
+    the residual stream is kept apart (in fp32) from what each block adds to it. The add and the
+    norm are one function (:func:`add_rms_norm`) that keeps the residual and 1/rms only."""
 
     def __init__(self, dim, mixer_cfg, drop_path=0., residual_in_fp32=True, norm_eps=1e-5):
         super().__init__()
@@ -72,10 +78,10 @@ class VimBlock(nn.Module):
         self.residual_in_fp32 = residual_in_fp32
 
     def forward(self, hidden, residual=None):
-        residual = hidden if residual is None else residual + self.drop_path(hidden)
-        hidden = self.norm(residual.to(self.norm.weight.dtype))
-        if self.residual_in_fp32:
-            residual = residual.float()
+        if residual is not None:
+            hidden = self.drop_path(hidden)
+        hidden, residual = add_rms_norm(hidden, residual, self.norm.weight, self.norm.eps,
+                                        self.residual_in_fp32)
         return self.mixer(hidden), residual
 
 

@@ -10,6 +10,7 @@ channel-last, as the release's 'ln' models do; their module indices (``patch_emb
 ``downsample.1``) are kept so that release checkpoints load key for key.
 """
 import math
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -19,6 +20,7 @@ from mmssm.checkpoints import backbone_weights
 from mmssm.registry import register_model
 from mmssm_kernels import ScanPaths
 from ..layers import PreNormBlock, SelectiveSSM
+from ..layers.fused import into_linear
 from .base import HierarchicalBackbone
 
 
@@ -48,16 +50,24 @@ class SS2D(SelectiveSSM):
         self.out_norm = nn.LayerNorm(d_inner)
         self.out_proj = nn.Linear(d_inner, dim, bias=False)
 
+    def front(self, u, hw):
+        """(batch, L, d) -> depthwise conv over the H x W grid, SiLU -> (batch, d, L)."""
+        return F.silu(self.conv2d(u.transpose(1, 2).unflatten(2, hw)), inplace=True).flatten(2)
+
     def forward(self, x, hw):
         xz = self.in_proj(x)
         u, z = xz.chunk(2, dim=-1) if self.gate else (xz, None)
-        u = F.silu(self.conv2d(u.transpose(1, 2).unflatten(2, hw))).flatten(2)  # (batch, d, L)
         # summed in fp32 whatever the input precision, as the release's "fp16 in, fp32 out" scan
-        y = self.scan(u, ScanPaths.cross2d(hw), out_dtype=torch.float32)
+        y = self.mix(u, ScanPaths.cross2d(hw), out_dtype=torch.float32, front_args=(tuple(hw), ))
+        # out_proj's input is recomputed from y (and z) in the backward, not kept
+        return into_linear(partial(self._out, dtype=x.dtype), self.out_proj, y,
+                           *((z, ) if self.gate else ()), params=self.out_norm.parameters())
+
+    def _out(self, y, z=None, dtype=None):
         y = self.out_norm(y.transpose(1, 2))
-        if self.gate:
+        if z is not None:
             y = y * F.silu(z)
-        return self.out_proj(y.to(x.dtype))
+        return y.to(dtype)
 
 
 class PatchMerging2D(nn.Module):

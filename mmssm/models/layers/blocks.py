@@ -3,6 +3,8 @@ import torch
 import torch.nn as nn
 from timm.layers import DropPath, Mlp
 
+from .fused import into_linear
+
 
 class PreNormBlock(nn.Module):
     """x + drop_path(gamma_1 * op(norm(x), hw)), then x + drop_path(gamma_2 * mlp(norm2(x))).
@@ -31,6 +33,9 @@ class PreNormBlock(nn.Module):
         y = self.op(self.norm(x), hw)
         x = x + self.drop_path(self.gamma_1 * y if self.layer_scale else y)
         if self.mlp is not None:
-            y = self.mlp(self.norm2(x))
+            # fc2's input (the activation's output) is recomputed in the backward, not kept;
+            # timm's Mlp is built without dropout and norm here, so fc1 -> act -> fc2 is all
+            mlp = self.mlp
+            y = into_linear(mlp.act, mlp.fc2, mlp.fc1(self.norm2(x)))
             x = x + self.drop_path(self.gamma_2 * y if self.layer_scale else y)
         return x

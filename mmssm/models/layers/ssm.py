@@ -13,14 +13,19 @@ import torch
 import torch.nn as nn
 
 from mmssm_kernels import ScanPaths, selective_scan
+from .fused import MixerInnerFn
 
 
 class SelectiveSSM(nn.Module):
     """Base of the mixers: holds the K routes' SSM parameters and runs the scan.
 
-    A mixer subclasses it, adds its own projections and convolutions, and calls
-    ``self.scan(u, paths, z)`` once. ``scan_backend`` is the backbone's argument of that name,
-    handed to its mixers when it is built (None: the global default, MMSSM_SCAN_BACKEND).
+    A mixer subclasses it, adds its own projections and convolutions, defines ``front(pre, ...)``
+    (what turns its input projection's output into the scan's u: convolution and SiLU) and calls
+    ``self.mix(pre, paths, z)`` once. While gradients are wanted that runs as one fused function
+    (:class:`.fused.MixerInnerFn`) that keeps only ``pre``, ``z`` and the scan's chunk-end states
+    and recomputes front, x_proj and dt_proj in the backward. ``scan_backend`` is the backbone's
+    argument of that name, handed to its mixers when it is built (None: the global default,
+    MMSSM_SCAN_BACKEND).
 
     Args:
         d_inner: channels per route.
@@ -87,13 +92,31 @@ class SelectiveSSM(nn.Module):
         delta = torch.einsum('bkrl,kdr->bkdl', dt, self.dt_projs_weight.to(dt.dtype))
         return delta.flatten(1, 2), B, C
 
-    def scan(self, u, paths: ScanPaths, z=None, out_dtype=None):
-        """One selective_scan over every route of ``paths`` (softplus dt, fp32 states)."""
+    def front(self, pre, *args):
+        """The mixer's input projection output -> the scan's u (batch, d_inner or
+        K*d_inner, L)."""
+        raise NotImplementedError
+
+    def scan_parameters(self):
+        """A, D and the dt bias as the scan takes them (fp32, routes flattened)."""
+        return (-torch.exp(self.A_logs.float()), self.Ds.float(),
+                self.dt_projs_bias.float().flatten())
+
+    def mix(self, pre, paths: ScanPaths, z=None, out_dtype=None, front_args=()):
+        """front(pre, *front_args) -> x_proj, dt_proj -> one selective_scan over every route of
+        ``paths`` (softplus dt, fp32 states), fused when gradients are wanted."""
         if paths.num_routes != self.num_routes:
             raise ValueError(f'{type(self).__name__} holds {self.num_routes} routes, '
                              f'paths has {paths.num_routes}: {paths.routes}')
+        params = [p for p in self.parameters() if p.requires_grad]
+        # a jit trace (FLOP counting) records the plain ops: it cannot take a module argument
+        if torch.is_grad_enabled() and not torch.jit.is_tracing() and (
+                pre.requires_grad or params or (z is not None and z.requires_grad)):
+            # every parameter goes in (in_proj's and out_proj's get no gradient from here):
+            # which ones front() reads is the mixer's business
+            return MixerInnerFn.apply(self, paths, out_dtype, tuple(front_args), pre, z, *params)
+        u = self.front(pre, *front_args)
         delta, B, C = self.project(u)
-        return selective_scan(u, delta, -torch.exp(self.A_logs.float()), B, C, D=self.Ds.float(),
-                              z=z, delta_bias=self.dt_projs_bias.float().flatten(),
-                              delta_softplus=True, paths=paths, out_dtype=out_dtype,
-                              backend=self.scan_backend)
+        A, D, bias = self.scan_parameters()
+        return selective_scan(u, delta, A, B, C, D=D, z=z, delta_bias=bias, delta_softplus=True,
+                              paths=paths, out_dtype=out_dtype, backend=self.scan_backend)
