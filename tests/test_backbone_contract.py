@@ -225,9 +225,12 @@ def test_scan_backend_is_the_constructor_argument_or_the_global_default(case, mo
     monkeypatch.setattr(ssm, 'selective_scan', spy)
     monkeypatch.setattr(interface, 'DEFAULT_BACKEND', 'no such backend')  # MMSSM_SCAN_BACKEND
     x = torch.randn(1, 3, 32, 32)
-    build(cfg, scan_backend='torch')(x)
-    assert backends and set(backends) == {'torch'}
-    with pytest.raises(ValueError, match="MMSSM_SCAN_BACKEND='no such backend'"):
-        build(cfg)(x)  # None: the global default
+    # without gradients the mixers call selective_scan itself (with them, the fused function's
+    # selective_scan_fwd, which takes the same backend)
+    with torch.no_grad():
+        build(cfg, scan_backend='torch')(x)
+        assert backends and set(backends) == {'torch'}
+        with pytest.raises(ValueError, match="MMSSM_SCAN_BACKEND='no such backend'"):
+            build(cfg)(x)  # None: the global default
     with pytest.raises(ValueError, match=rf"^{cfg['type']}: scan_backend='cuda'; use one of"):
         build(cfg, scan_backend='cuda')
