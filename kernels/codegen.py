@@ -151,6 +151,7 @@ class Report:
     vec_loads: str  # vectorised / all global loads inside the walks
     scan_lanes: int  # most threads any scan spans along its axis (1: in-thread; 0: no scan)
     reverse_scans: int
+    scan: bool = True  # False: a kernel that is no scan (the backward's sums of partials)
 
     @property
     def waves(self):
@@ -164,18 +165,21 @@ class Report:
 
 
 def analyse(launch: Launch, walk_elements) -> Report:
-    """``walk_elements``: for each walk through the tokens the kernel makes, in code order, the
+    """``walk_elements`` (None for a kernel that is no scan): for each walk through the tokens the kernel makes, in code order, the
     element-steps one iteration of it covers in one program. A walk is an outermost loop with
     special-function instructions (the carry folds have none); its instruction counts are
     normalised per element-step and summed over the walks of a route, then averaged over the
     routes, so a figure is what one element-step of the call costs."""
+    scan = walk_elements is not None
     k = launch.compiled
     num_warps = k.metadata.num_warps
     regs, _ = cubin_resources(k.asm['cubin'])
     threads = 32 * num_warps
     walks = [body for body in loop_bodies(k.asm['ptx'])
-             if any(MUFU.search(line) for line in body)]
-    if not walks:
+             if walk_elements is None or any(MUFU.search(line) for line in body)]
+    if walk_elements is None:
+        walk_elements = [float('inf')] * len(walks)  # no per-element figures
+    elif not walks:
         # walks of one iteration (short sequences) are straight-line code: the whole kernel
         # holds each of them once
         walks = [k.asm['ptx'].splitlines()]
@@ -200,4 +204,4 @@ def analyse(launch: Launch, walk_elements) -> Report:
                   k.metadata.shared, programs_per_sm(num_warps, regs, k.metadata.shared),
                   per_element(r'\bshfl\.sync'), per_element(MUFU.pattern),
                   f'{len(vector)}/{len(loads)}', max((a for a, _ in scans), default=0),
-                  sum(r for _, r in scans))
+                  sum(r for _, r in scans), scan)

@@ -140,7 +140,7 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
                HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr,
                RC: tl.constexpr, CL: tl.constexpr, NB: tl.constexpr, W: tl.constexpr,
-               SS: tl.constexpr):
+               SS: tl.constexpr, CPT: tl.constexpr):
     NG: tl.constexpr = BLOCK_N // G
     NQ: tl.constexpr = CL // V
     d4, c4, g4, n4, A, Dp, bias, u_row, z_row, d_row, B_row, C_row = route_setup(
@@ -171,7 +171,7 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     P = tl.full(h.shape, 1.0, tl.float32)
     Q = tl.zeros(h.shape, tl.float32)
     for q in range(NQ):
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W)
+        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
         h, P, Q = summary_step(h, P, Q, tok, ok, ok_route, u_row, d_row, z_row, do_row, B_row,
                                C_row, su_l, sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias,
                                dout_scale, g4, j4, v4, REV, True, HAS_Z, SOFTPLUS, NG, V)
@@ -191,7 +191,7 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     # pass 2: the state entering each walk iteration
     slot = states_ptr + (b * total + c4) * slots * BLOCK_N + n4 + r4 * (NQ * BLOCK_N)
     for q in range(NQ):
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W)
+        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
         h = states_step(h, slot + q * BLOCK_N, tok, ok, ok_route, u_row, d_row, B_row, su_l,
                         sd_l, sB_l, sB_n, N, A2, bias, g4, j4, v4, REV, SOFTPLUS, NG, V)
     # pass 3: gradients, backwards along the route
@@ -204,9 +204,9 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     dbias = tl.zeros([BLOCK_D, RC, V], tl.float32)
     for i in range(NQ):
         q = NQ - 1 - i
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W)
-        tok3, ok3, _ = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W)
-        tokb, okb, _ = tokens(rb, q, v3, L, REV, COL, CL, V, NB, W)
+        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
+        tok3, ok3, _ = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
+        tokb, okb, _ = tokens(rb, q, v3, L, REV, COL, CL, V, NB, W, CPT)
         e, dA, dD, dbias = grad_step(
             e, dA, dD, dbias, tl.load(slot + q * BLOCK_N), tok, ok, ok_route, tok3, ok3,
             bc_at + tokb, okb, u_row, d_row, z_row, do_row, B_row, C_row, su_l, sd_l, sz_l,
@@ -233,7 +233,7 @@ def scan_bwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                     BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr,
                     RC_R: tl.constexpr, CL_R: tl.constexpr, SS_R: tl.constexpr,
                     RC_C: tl.constexpr, CL_C: tl.constexpr, SS_C: tl.constexpr,
-                    NB: tl.constexpr, W: tl.constexpr):
+                    NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr):
     """Grid and chunk geometry as :func:`.triton_fwd.scan_fwd_kernel`; SERIAL when K > 1 routes
     are merged or share u or z, whose gradients then add up route by route in the program.
     ``states_ptr``: fp32 scratch of ``slots * BLOCK_N`` per (batch, channel)."""
@@ -251,7 +251,42 @@ def scan_bwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                        (ROUTES >> (2 * k)) & 1, COL, k == 0, k == K - 1, MERGED, U_SHARED,
                        Z_SHARED, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_DLAST, BLOCK_D, BLOCK_N, G,
                        1 if COL else V, RC_C if COL else RC_R, CL_C if COL else CL_R, NB, W,
-                       SS_C if COL else SS_R)
+                       SS_C if COL else SS_R, CPT)
         if SERIAL:
             # the next route reads the u/z gradients this one stored, from other threads
             tl.debug_barrier()
+
+
+@triton.jit
+def _sum_middle(in_ptr, out_ptr, O, M, I, start, BLOCK: tl.constexpr):
+    """out[o, i] = sum over m of in[o, m, i], in order of m, for this program's ``BLOCK``
+    elements of out."""
+    offs = start + tl.arange(0, BLOCK)
+    mask = offs < O * I
+    base = (offs // I) * M * I + offs % I
+    acc = tl.zeros([BLOCK], tl.float32)
+    for m in range(M):
+        acc += tl.load(in_ptr + base + m * I, mask=mask, other=0.0)
+    tl.store(out_ptr + offs, acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def reduce_partials_kernel(dB_parts, dB, dC_parts, dC, dA_parts, dA, dD_parts, dD, dbias_parts,
+                           dbias, OB, MB, IB, batch, total, N, HAS_D: tl.constexpr,
+                           HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr):
+    """The backward's second launch: fixed-order sums of the scan's partials. Grid (blocks, 5):
+    program_id(1) picks dB, dC (summed over a group's channel blocks, (OB, MB, IB)), dA, dD or
+    delta_bias (summed over the batch)."""
+    start = tl.program_id(0) * BLOCK
+    which = tl.program_id(1)
+    if which == 0:
+        _sum_middle(dB_parts, dB, OB, MB, IB, start, BLOCK)
+    elif which == 1:
+        _sum_middle(dC_parts, dC, OB, MB, IB, start, BLOCK)
+    elif which == 2:
+        _sum_middle(dA_parts, dA, 1, batch, total * N, start, BLOCK)
+    elif which == 3:
+        if HAS_D:
+            _sum_middle(dD_parts, dD, 1, batch, total, start, BLOCK)
+    elif HAS_BIAS:
+        _sum_middle(dbias_parts, dbias, 1, batch, total, start, BLOCK)

@@ -64,12 +64,17 @@ def state(h, pick):
 
 @triton.jit
 def tokens(r, q, v, L, REV: tl.constexpr, COL: tl.constexpr, CL: tl.constexpr,
-           V: tl.constexpr, NB: tl.constexpr, W: tl.constexpr):
+           V: tl.constexpr, NB: tl.constexpr, W: tl.constexpr, CPT: tl.constexpr):
     """Token index, its validity, and the validity in route order (the vector flipped for a
-    reverse row route) of element ``v`` of walk iteration ``q`` of chunk row ``r``."""
+    reverse row route) of element ``v`` of walk iteration ``q`` of chunk row ``r``; a column
+    route's chunk rows are ``(row block, column)``, columns fastest."""
     NQ: tl.constexpr = CL // V
     m = (NQ - 1 - q) if REV else q
     if COL:
+        if CPT > 0:
+            # the same r, written so that the compiler sees runs of CPT neighbouring columns
+            # only (not a whole 16-byte vector): a thread then walks CPT of them side by side
+            r = r % CPT + (r // CPT) * CPT
         tok = ((r // W) * CL + m) * W + r % W + v
         ok = (r < NB * W) & (v == 0)
         ok_route = ok
@@ -280,7 +285,8 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
                HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
                G: tl.constexpr, V: tl.constexpr, RC: tl.constexpr, CL: tl.constexpr,
-               NB: tl.constexpr, W: tl.constexpr, SS: tl.constexpr):
+               NB: tl.constexpr, W: tl.constexpr, SS: tl.constexpr,
+               CPT: tl.constexpr):
     NG: tl.constexpr = BLOCK_N // G
     NQ: tl.constexpr = CL // V
     d4, c4, g4, n4, A, Dp, bias, u_row, z_row, d_row, B_row, C_row = route_setup(
@@ -302,7 +308,7 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
     h = tl.zeros([BLOCK_D, RC, G, NG], tl.float32)
     P = tl.full([BLOCK_D, RC, G, NG], 1.0, tl.float32)
     for q in range(NQ):
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W)
+        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
         h, P, _ = summary_step(h, P, h, tok, ok, ok_route, u_row, d_row, z_row, u_row, B_row,
                                C_row, su_l, sd_l, sz_l, su_l, sB_l, sC_l, sB_n, sC_n, N, A2,
                                bias, 1.0, g4, j4, v4, REV, False, HAS_Z, SOFTPLUS, NG, V)
@@ -314,8 +320,8 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
     h = fold_segments(sums, c, Pw, Sw, 0.0, 0, False, RC, SS, BLOCK_N)
     # pass 2: outputs from each chunk's start state
     for q in range(NQ):
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W)
-        tok3, ok3, _ = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W)
+        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
+        tok3, ok3, _ = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
         h = output_step(h, tok, ok, ok_route, row + tok3, ok3, u_row, d_row, z_row, B_row,
                         C_row, su_l, sd_l, sz_l, sB_l, sC_l, sB_n, sC_n, N, A2, Dp, bias,
                         out_scale, first_g, g4, j4, v4, out_ptr, acc_ptr, REV, FIRST, LAST,
@@ -335,7 +341,7 @@ def scan_fwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
                     G: tl.constexpr, V: tl.constexpr, RC_R: tl.constexpr, CL_R: tl.constexpr,
                     SS_R: tl.constexpr, RC_C: tl.constexpr, CL_C: tl.constexpr,
-                    SS_C: tl.constexpr, NB: tl.constexpr, W: tl.constexpr):
+                    SS_C: tl.constexpr, NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr):
     """Grid (dim // BLOCK_D, batch, 1 if SERIAL else K): channel blocks first, so programs that
     run side by side share a batch element's B and C rows. ``ROUTES`` packs the route codes
     (:data:`kernels.paths.ROUTE_CODES`) two bits each; row routes use chunk geometry
@@ -354,7 +360,7 @@ def scan_fwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                        (k == K - 1) | (MERGED == 0), MERGED, U_SHARED, Z_SHARED, HAS_D, HAS_Z,
                        HAS_BIAS, SOFTPLUS, BLOCK_D, BLOCK_N, G, 1 if COL else V,
                        RC_C if COL else RC_R, CL_C if COL else CL_R, NB, W,
-                       SS_C if COL else SS_R)
+                       SS_C if COL else SS_R, CPT)
         if SERIAL:
             # the next route reads what this one stored, from other threads
             tl.debug_barrier()

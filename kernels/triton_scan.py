@@ -18,7 +18,7 @@ from torch.library import triton_op, wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
 
 from .paths import ROUTE_CODES, ScanPaths
-from .triton_bwd import scan_bwd_kernel
+from .triton_bwd import reduce_partials_kernel, scan_bwd_kernel
 from .triton_fwd import scan_fwd_kernel
 
 #: threads that keep 4 warps resident on each of an H100's 132 x 4 schedulers: sequences are
@@ -26,6 +26,10 @@ from .triton_fwd import scan_fwd_kernel
 TARGET_THREADS = 4 * 4 * 132 * 32
 #: most chunks per route: the carry fold walks about 2 sqrt(chunks) summaries per thread
 MAX_CHUNKS = 1024
+#: registers per thread: 128 keeps 16 warps (4 per scheduler) resident on an SM
+MAX_REGISTERS = 128
+#: elements of a reduced gradient per program of the backward's second launch
+REDUCE_BLOCK = 1024
 
 
 def _pow2(n):
@@ -62,17 +66,44 @@ def _row_chunks(L, vec, want):
     return Chunks(_pow2(-(-max(L, 1) // cl)), cl, vec)
 
 
-def _col_chunks(H, W, want):
+def _col_chunks(H, W, want, per_thread):
     """Chunks of ``H // nb`` rows of one column, ``nb`` a divisor of H, so that the chunks of
-    neighbouring columns (8 to a thread) fill about ``want`` threads."""
-    target = max(W, min(want * 8, MAX_CHUNKS))
+    neighbouring columns (``per_thread`` to a thread) fill about ``want`` threads."""
+    target = max(W, min(want * per_thread, MAX_CHUNKS))
     nb = max(d for d in range(1, H + 1) if H % d == 0 and (d == 1 or d * W <= target))
     return Chunks(_pow2(nb * W), H // nb, 1), nb
 
 
 @dataclass(frozen=True)
+class Tiles:
+    """One kernel's tiles: ``block_d`` channels per program, a channel's states over ``groups``
+    lanes, the chunks of row and column routes (``nb`` chunks per column), warps per program."""
+    block_d: int
+    groups: int
+    rows: Chunks
+    cols: Chunks
+    nb: int
+    per_thread: int  # chunks of neighbouring columns a thread walks side by side
+    num_warps: int
+    narrow: bool  # fewer columns per thread than a 16-byte vector holds
+
+
+def _tiles(batch, dim, cpg, L, hw, has_cols, sequences, block_n, itemsize, vec,
+           states_per_thread):
+    groups = max(1, block_n // states_per_thread)
+    want = max(1, _pow2(-(-TARGET_THREADS // sequences)) // groups)
+    rows = _row_chunks(L, vec, want)
+    cols, nb = _col_chunks(*hw, want, vec) if has_cols else (Chunks(1, 1, 1), 1)
+    lanes = max(rows.rc, -(-cols.rc // vec)) * groups  # threads per channel
+    common = math.gcd(dim, cpg)
+    block_d = max(1, min(common & -common, 32 // lanes))
+    return Tiles(block_d, groups, rows, cols, nb, vec, max(1, min(8, block_d * lanes // 32)),
+                 vec * itemsize < 16)
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The launch plan of one call signature: shapes, flags, chunk geometry and tiles."""
+    """The launch plan of one call signature: shapes, flags and each kernel's tiles."""
     batch: int
     dim: int
     K: int
@@ -86,43 +117,36 @@ class Plan:
     z_shared: bool
     softplus: bool
     serial: bool  # the routes run one after another in a program (merged, or sharing u or z)
-    block_d: int  # channels per program
     block_n: int
-    groups: int  # lanes a channel's states spread over
-    rows: Chunks
-    cols: Chunks
-    nb: int  # chunks per column
-    num_warps: int
+    fwd: Tiles
+    bwd: Tiles
 
     @property
     def total(self):
         return self.K * self.dim
 
-    @property
-    def grid(self):
-        return (self.dim // self.block_d, self.batch, 1 if self.serial else self.K)
+    def grid(self, t: Tiles):
+        return (self.dim // t.block_d, self.batch, 1 if self.serial else self.K)
 
-    @property
-    def kinds(self):
+    def kinds(self, t: Tiles):
         codes = [(self.routes >> (2 * k)) & 3 for k in range(self.K)]
-        return [self.cols if code & 2 else self.rows for code in codes]
+        return [t.cols if code & 2 else t.rows for code in codes]
 
-    @property
-    def sums_w(self):
-        return max(c.sums for c in self.kinds)
+    def sums_w(self, t: Tiles):
+        return max(c.sums for c in self.kinds(t))
 
-    @property
-    def slots(self):
-        return max(c.slots for c in self.kinds)
+    def slots(self, t: Tiles):
+        return max(c.slots for c in self.kinds(t))
 
-    def constexprs(self, **flags):
+    def constexprs(self, t: Tiles, **flags):
         H, W = self.hw or (1, 1)
         return dict(K=self.K, ROUTES=self.routes, SERIAL=self.serial,
                     MERGED=self.merge is not None, U_SHARED=self.u_shared,
-                    Z_SHARED=self.z_shared, SOFTPLUS=self.softplus, BLOCK_D=self.block_d,
-                    BLOCK_N=self.block_n, G=self.groups, V=self.rows.vec, RC_R=self.rows.rc,
-                    CL_R=self.rows.cl, SS_R=self.rows.ss, RC_C=self.cols.rc, CL_C=self.cols.cl,
-                    SS_C=self.cols.ss, NB=self.nb, W=W, num_warps=self.num_warps, **flags)
+                    Z_SHARED=self.z_shared, SOFTPLUS=self.softplus, BLOCK_D=t.block_d,
+                    BLOCK_N=self.block_n, G=t.groups, V=t.rows.vec, RC_R=t.rows.rc,
+                    CL_R=t.rows.cl, SS_R=t.rows.ss, RC_C=t.cols.rc, CL_C=t.cols.cl,
+                    SS_C=t.cols.ss, NB=t.nb, CPT=t.per_thread if t.narrow else 0, W=W,
+                    num_warps=t.num_warps, maxnreg=MAX_REGISTERS, **flags)
 
 
 @lru_cache(maxsize=256)
@@ -133,28 +157,24 @@ def plan_of(batch, total, L, N, G, u_ch, z_ch, delta_softplus, routes, hw, merge
     K = len(routes)
     merge = merge or None
     dim = total // K
-    cpg = total // G
     u_shared = u_ch != total
     z_shared = z_ch is not None and z_ch != total
     serial = K > 1 and (merge is not None or u_shared or z_shared)
     block_n = _pow2(N)
-    # 4 states per thread when there are 8 or more (y's sum over the groups then costs
-    # log2(groups) shuffles per 4 element-steps)
-    groups = block_n // 4 if block_n >= 8 else 1
     sequences = max(1, batch * dim * (1 if serial else K))
-    want = max(1, _pow2(-(-TARGET_THREADS // sequences)) // groups)
-    rows = _row_chunks(L, 16 // itemsize, want)
-    cols, nb = _col_chunks(*hw, want) if any(code & 2 for code in routes) else (Chunks(1, 1, 1), 1)
-    lanes = max(rows.rc, -(-cols.rc // 8)) * groups  # threads per channel
-    common = math.gcd(dim, cpg)
-    block_d = max(1, min(common & -common, 32 // lanes))
-    num_warps = max(1, min(8, block_d * lanes // 32))
+    common = (batch, dim, total // G, L, hw, any(code & 2 for code in routes), sequences, block_n,
+              itemsize)
+    # the forward: 16-byte vectors, 4 states per thread (y's sum over the groups costs
+    # log2(groups) shuffles per 4 element-steps); the backward holds about twice the values per
+    # element: 8-byte vectors and 2 states per thread keep it within 128 registers
+    fwd = _tiles(*common, 16 // itemsize, 4)
+    bwd = _tiles(*common, max(1, 8 // itemsize), 2)
     packed = sum(code << (2 * k) for k, code in enumerate(routes))
     plan = Plan(batch, dim, K, N, L, G, packed, tuple(hw) or None, merge, u_shared, z_shared,
-                delta_softplus, serial, block_d, block_n, groups, rows, cols, nb, num_warps)
+                delta_softplus, serial, block_n, fwd, bwd)
     # the kernels index the buffers they write with 32-bit offsets
-    largest = max(batch * total * L, batch * total * plan.slots * block_n,
-                  batch * (total // block_d) * N * L)
+    largest = max(batch * total * L, batch * total * plan.slots(bwd) * block_n,
+                  batch * (total // bwd.block_d) * N * L)
     if largest >= 2**31:
         raise ValueError(f'selective_scan: (batch={batch}, channels={total}, L={L}, N={N}) needs '
                          f'buffers of {largest} elements, past the Triton kernels\' 32-bit '
@@ -205,14 +225,15 @@ def _fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Opt, z: O
     out = torch.empty(batch, p.dim if p.merge else total, L, device=u.device, dtype=out_dtype)
     last = torch.empty(batch, total, N, device=u.device, dtype=torch.float32)
     accumulate = p.merge is not None and p.K > 1 and out_dtype != torch.float32
-    sums, acc = _fp32(u.device, (batch, total, p.sums_w, p.block_n),
+    t = p.fwd
+    sums, acc = _fp32(u.device, (batch, total, p.sums_w(t), p.block_n),
                       out.shape if accumulate else (0, ))
     scale = 1.0 / p.K if p.merge == 'mean' else 1.0
     with _on_device(u):
-        wrap_triton(scan_fwd_kernel)[p.grid](
+        wrap_triton(scan_fwd_kernel)[p.grid(t)](
             *_inputs(u, delta, A, B, C, D, z, delta_bias), out, acc if accumulate else out, sums,
-            last, L, p.dim, total // p.G, N, p.sums_w, scale,
-            **p.constexprs(HAS_D=D is not None, HAS_Z=z is not None,
+            last, L, p.dim, total // p.G, N, p.sums_w(t), scale,
+            **p.constexprs(t, HAS_D=D is not None, HAS_Z=z is not None,
                            HAS_BIAS=delta_bias is not None))
     return out, last
 
@@ -228,27 +249,35 @@ def _bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Opt, z: O
     dz = du.new_empty(0) if z is None else torch.empty(z.shape, device=u.device, dtype=z.dtype)
     du_acc = p.u_shared and p.K > 1 and u.dtype != torch.float32
     dz_acc = p.z_shared and p.K > 1 and z.dtype != torch.float32
-    n_parts = total // p.block_d
+    t = p.bwd
+    n_parts = total // t.block_d
     sums, states, dB, dC, dA, dD, dbias, du32, dz32 = _fp32(
-        u.device, (batch, total, p.sums_w, p.block_n), (batch, total, p.slots, p.block_n),
+        u.device, (batch, total, p.sums_w(t), p.block_n), (batch, total, p.slots(t), p.block_n),
         (batch, n_parts, N, L), (batch, n_parts, N, L), (batch, total, N), (batch, total),
         (batch, total), du.shape if du_acc else (0, ), dz.shape if dz_acc else (0, ))
     du_acc = du32 if du_acc else du
     dz_acc = dz32 if dz_acc else (du_acc if z is None else dz)
     scale = 1.0 / p.K if p.merge == 'mean' else 1.0
     with _on_device(u):
-        wrap_triton(scan_bwd_kernel)[p.grid](
+        wrap_triton(scan_bwd_kernel)[p.grid(t)](
             *_inputs(u, delta, A, B, C, D, z, delta_bias), sums, states, dout, *dout.stride(),
             dA if dlast is None else dlast, du, du_acc, ddelta, du if z is None else dz, dz_acc,
-            dB, dC, dA, dD, dbias, L, dim, total // p.G, N, p.sums_w, p.slots, scale,
-            **p.constexprs(HAS_D=D is not None, HAS_Z=z is not None,
+            dB, dC, dA, dD, dbias, L, dim, total // p.G, N, p.sums_w(t), p.slots(t), scale,
+            **p.constexprs(t, HAS_D=D is not None, HAS_Z=z is not None,
                            HAS_BIAS=delta_bias is not None, HAS_DLAST=dlast is not None))
-    # fixed-order sums of the per-block and per-batch partials
-    return [du, ddelta, dA.sum(0),
-            dB.view(batch, p.G, n_parts // p.G, N, L).sum(2).to(B.dtype),
-            dC.view(batch, p.G, n_parts // p.G, N, L).sum(2).to(C.dtype),
-            du.new_empty(0) if D is None else dD.sum(0), dz,
-            du.new_empty(0) if delta_bias is None else dbias.sum(0)]
+        # fixed-order sums of the per-block and per-batch partials
+        dB_sum = torch.empty(B.shape, device=u.device, dtype=B.dtype)
+        dC_sum = torch.empty(C.shape, device=u.device, dtype=C.dtype)
+        dA_sum = torch.empty(A.shape, device=u.device, dtype=torch.float32)
+        dD_sum = du.new_empty(0) if D is None else torch.empty_like(D)
+        dbias_sum = du.new_empty(0) if delta_bias is None else torch.empty_like(delta_bias)
+        OB, MB, IB = batch * p.G, n_parts // p.G, N * L
+        work = max(OB * IB, total * N)
+        wrap_triton(reduce_partials_kernel)[(-(-work // REDUCE_BLOCK), 5)](
+            dB, dB_sum, dC, dC_sum, dA, dA_sum, dD, dD_sum if D is not None else dD, dbias,
+            dbias_sum if delta_bias is not None else dbias, OB, MB, IB, batch, total, N,
+            HAS_D=D is not None, HAS_BIAS=delta_bias is not None, BLOCK=REDUCE_BLOCK)
+    return [du, ddelta, dA_sum, dB_sum, dC_sum, dD_sum, dz, dbias_sum]
 
 
 scan_triton_fwd = triton_op('mmssm::scan_triton_fwd', _fwd, mutates_args=())

@@ -266,14 +266,14 @@ def codegen_reports(s: Shape):
     args = [x[k] for k in ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')]
     out_dtype = torch.float32 if s.out_fp32 else DTYPES[s.dtype]
     plan = triton_scan._plan(x['u'], x['delta'], x['A'], x['B'], x['z'], *flags)
-    # element-steps one iteration of a route's walk covers in a program
-    per_iteration = [plan.block_d * s.d_state * (plan.cols.rc if code & 2
-                                                 else plan.rows.rc * plan.rows.vec)
-                     for code in codes]
     rows = []
-    for direction, walks in (('fwd', 2), ('bwd', 3)):
-        with codegen.compiled_launches(triton_scan.scan_fwd_kernel,
-                                       triton_scan.scan_bwd_kernel) as launches, \
+    for direction, walks, tiles in (('fwd', 2, plan.fwd), ('bwd', 3, plan.bwd)):
+        # element-steps one iteration of a route's walk covers in a program
+        per_iteration = [tiles.block_d * s.d_state * (tiles.cols.rc if code & 2
+                                                      else tiles.rows.rc * tiles.rows.vec)
+                         for code in codes]
+        with codegen.compiled_launches(triton_scan.scan_fwd_kernel, triton_scan.scan_bwd_kernel,
+                                       triton_scan.reduce_partials_kernel) as launches, \
                 profile(activities=[ProfilerActivity.CPU]) as prof:
             if direction == 'fwd':
                 out, _ = triton_scan.scan_triton_fwd(*args, *flags, out_dtype)
@@ -281,7 +281,8 @@ def codegen_reports(s: Shape):
                 triton_scan.scan_triton_bwd(*args, torch.empty_like(out), None, *flags)
         n_launches = len(launches) + torch_launches(prof.events())
         for launch in launches:
-            walk_elements = [e for e in per_iteration for _ in range(walks)]
+            scan = launch.kernel != 'reduce_partials_kernel'
+            walk_elements = [e for e in per_iteration for _ in range(walks)] if scan else None
             rows.append((direction, codegen.analyse(launch, walk_elements), n_launches))
     return rows
 
@@ -313,7 +314,7 @@ def print_codegen(shapes, check, full_size):
                   f'{r.spill_bytes:7d} {r.smem:6d} {r.per_sm:6d} {r.warps_per_scheduler:7.2f} '
                   f'{r.shfl:6.2f} {r.mufu:6.2f} {r.vec_loads:>7} {r.scan_lanes:7d} '
                   f'{r.reverse_scans:3d} {n_launches:8d}')
-            where = f'{s.name} {direction}'
+            where = f'{s.name} {direction} {r.kernel}'
             if r.spill_bytes or r.regs > REG_BUDGET[direction]:
                 failures.append(f'{where}: {r.regs} registers (budget {REG_BUDGET[direction]}), '
                                 f'{r.spill_bytes} bytes spilled')
@@ -323,7 +324,7 @@ def print_codegen(shapes, check, full_size):
             if n_launches > MAX_LAUNCHES:
                 failures.append(f'{where}: {n_launches} launches per call (at most '
                                 f'{MAX_LAUNCHES})')
-            if full_size and r.warps_per_scheduler < MIN_WARPS_PER_SCHEDULER:
+            if full_size and r.scan and r.warps_per_scheduler < MIN_WARPS_PER_SCHEDULER:
                 failures.append(f'{where}: {r.warps_per_scheduler:.2f} warps per scheduler (at '
                                 f'least {MIN_WARPS_PER_SCHEDULER})')
     if check and failures:
