@@ -29,7 +29,7 @@ MAX_CHUNKS = 1024
 #: registers per thread: 128 keeps 16 warps (4 per scheduler) resident on an SM
 MAX_REGISTERS = 128
 #: elements of a reduced gradient per program of the backward's second launch
-REDUCE_BLOCK = 1024
+REDUCE_BLOCK = 512
 
 
 def _pow2(n):

@@ -324,7 +324,7 @@ def print_codegen(shapes, check, full_size):
             if n_launches > MAX_LAUNCHES:
                 failures.append(f'{where}: {n_launches} launches per call (at most '
                                 f'{MAX_LAUNCHES})')
-            if full_size and r.scan and r.warps_per_scheduler < MIN_WARPS_PER_SCHEDULER:
+            if full_size and r.warps_per_scheduler < MIN_WARPS_PER_SCHEDULER:
                 failures.append(f'{where}: {r.warps_per_scheduler:.2f} warps per scheduler (at '
                                 f'least {MIN_WARPS_PER_SCHEDULER})')
     if check and failures:
