@@ -263,7 +263,8 @@ def _sum_middle(in_ptr, out_ptr, O, M, I, start, BLOCK: tl.constexpr):
     elements of out."""
     offs = start + tl.arange(0, BLOCK)
     mask = offs < O * I
-    base = (offs // I) * M * I + offs % I
+    width = tl.maximum(I, 1)  # an empty sequence: nothing to sum, and no division by 0
+    base = (offs // width) * M * I + offs % width
     acc = tl.zeros([BLOCK], tl.float32)
     for m in range(M):
         acc += tl.load(in_ptr + base + m * I, mask=mask, other=0.0)
