@@ -283,9 +283,58 @@ def codegen_reports(s: Shape):
         for launch in launches:
             scan = launch.kernel != 'reduce_partials_kernel'
             walk_elements = [e for e in per_iteration for _ in range(walks)] if scan else None
-            rows.append((direction if scan else 'sum', codegen.analyse(launch, walk_elements),
-                         n_launches))
+            report = codegen.analyse(launch, walk_elements)
+            est = estimate_us(launch, report, s, plan, tiles, codes, direction, scan)
+            rows.append((direction if scan else 'sum', report, n_launches, est))
     return rows
+
+
+def estimate_us(launch, report, s: Shape, plan, tiles, codes, direction, scan):
+    """The perf model's H100 estimate (../shared/perf-model, MMSSM_PERF_MODEL): (low, mid,
+    high, dominant term), or None where the model is not at hand. An estimate, not a timing."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = [f for f in (os.environ.get('MMSSM_PERF_MODEL', ''),
+                         os.path.join(root, '..', 'shared', 'perf-model'),
+                         os.path.join(root, '..', '..', 'shared', 'perf-model'))
+             if f and os.path.exists(os.path.join(f, 'estimate.py'))]
+    if not found:
+        return None
+    folder = found[0]
+    sys.path.insert(0, folder)
+    import estimate as model
+    cubin = launch.compiled.asm['cubin']
+    ins = model._instructions(model.sass_of(cubin))
+    loops = model._outer_loops(ins)
+    walking = [any(model._kind(text) == 'MUFU' for _, text in ins[a:b + 1]) for a, b in loops]
+    if scan:
+        # per route in code order: its walks (trip: walk iterations of a chunk) and its folds
+        # (within a segment, then over the segments; the backward folds both ways)
+        walk_trips = [(tiles.cols if code & 2 else tiles.rows) for code in codes]
+        walks = iter(c.cl // c.vec for c in walk_trips for _ in range(2 if direction == 'fwd'
+                                                                          else 3))
+        folds = iter(t for c in walk_trips
+                     for t in ((c.ss, c.rc // c.ss) if direction == 'fwd'
+                               else (c.ss, c.ss, c.rc // c.ss, c.rc // c.ss)))
+        trips = [next(walks) if w else next(folds, 1) for w in walking]
+    else:
+        trips = [plan.batch] * len(loops)  # the sums run over the batch or the channel blocks
+    item = torch.tensor([], dtype=DTYPES[s.dtype]).element_size()
+    K = len(codes)
+    u_ch = s.dim if s.shared_u else K * s.dim
+    tokens = s.batch * s.seqlen
+    groups = s.groups or 1
+    inputs = tokens * item * (u_ch * (2 if s.z else 1) + K * s.dim + 2 * groups * s.d_state)
+    out = tokens * (4 if s.out_fp32 else item) * (s.dim if plan.merge else K * s.dim)
+    parts = K * s.dim // tiles.block_d
+    if not scan:
+        hbm = 2 * 4 * tokens * parts * s.d_state
+    elif direction == 'fwd':
+        hbm = inputs + out
+    else:  # + gradients, the fp32 partials of dB and dC, the entry states written and read
+        hbm = (2 * inputs + out + 2 * 4 * tokens * parts * s.d_state
+               + 2 * 4 * s.batch * K * s.dim * plan.slots(tiles) * plan.block_n)
+    e = model.estimate(cubin, launch.grid, report.num_warps, report.per_sm, trips, hbm)
+    return e['low_us'], e['mid_us'], e['high_us'], max(e['terms'], key=e['terms'].get)
 
 
 #: registers a kernel may use: 128 keeps 16 warps on an SM (triton_scan.MAX_REGISTERS)
@@ -301,19 +350,21 @@ def print_codegen(shapes, check, full_size):
     from mmssm_kernels.codegen import SMS
     head = (f'{"shape":22} {"kernel":4} {"programs":>8} {"warps":>5} {"regs":>4} {"spill_B":>7} '
             f'{"smem":>6} {"per_SM":>6} {"w/sched":>7} {"SHFL/e":>6} {"MUFU/e":>6} '
-            f'{"v-loads":>7} {"t-lanes":>7} {"rev":>3} {"launches":>8}')
+            f'{"v-loads":>7} {"t-lanes":>7} {"rev":>3} {"launches":>8}  {"est_us"}')
     print(f'sm_90 code generation (triton {triton.__version__}, {SMS} SMs); SHFL, MUFU per '
           f'element-step of the call (all walks through the tokens); w/sched: warps resident per '
-          f'scheduler; t-lanes: threads a scan spans along time')
+          f'scheduler; t-lanes: threads a scan spans along time; est_us: ../shared/perf-model\'s '
+          f'H100 ESTIMATE mid[low-high] and its dominant term (not a measurement)')
     print(head)
     print('-' * len(head))
     failures = []
     for s in shapes:
-        for direction, r, n_launches in codegen_reports(s):
+        for direction, r, n_launches, est in codegen_reports(s):
+            est = f'{est[1]:.0f}[{est[0]:.0f}-{est[2]:.0f}]{est[3]}' if est else '-'
             print(f'{s.name:22} {direction:4} {r.programs:8d} {r.num_warps:5d} {r.regs:4d} '
                   f'{r.spill_bytes:7d} {r.smem:6d} {r.per_sm:6d} {r.warps_per_scheduler:7.2f} '
                   f'{r.shfl:6.2f} {r.mufu:6.2f} {r.vec_loads:>7} {r.scan_lanes:7d} '
-                  f'{r.reverse_scans:3d} {n_launches:8d}')
+                  f'{r.reverse_scans:3d} {n_launches:8d}  {est}')
             where = f'{s.name} {direction} {r.kernel}'
             if r.spill_bytes or r.regs > REG_BUDGET:
                 failures.append(f'{where}: {r.regs} registers (budget {REG_BUDGET}), '
