@@ -23,53 +23,59 @@ add their gradients in route order in one program. The launcher sums the partial
 import triton
 import triton.language as tl
 
-from .triton_fwd import (LOG2E, chunk_order, delta_tile, flip_steps, fold_segment,
-                         fold_segments, last, load_tile, merge_store, route_setup, scan_vec, state,
-                         summary_step, tokens)
+from .triton_fwd import (LOG2E, add, chunk_order, delta_tile, fold_segment, fold_segments,
+                         merge_store, route_setup, summary_step, tokens, walk)
 
 
 @triton.jit
-def _adjoint_combine(p1, q1, e1, f1, p2, q2, e2, f2):
-    # in reverse route order; (p, q): the map from the propagated adjoint arriving from later
-    # steps to e_t = a_t dh_t, inclusive of the element; (e, f): the same, exclusive of it
-    return p2 * p1, p2 * q1 + q2, e2 * p1, e2 * q1 + f2
+def adjoint_walk(a, c, e, v4, REV: tl.constexpr, V: tl.constexpr):
+    """The adjoint dh_t = c_t + a_{t+1} dh_{t+1} over a vector, backwards along the route, from
+    ``e`` = a_{t+1} dh_{t+1} arriving from the route's later steps: dh (token order) and the ``e``
+    it passes on. A sequential in-register loop, as :func:`.triton_fwd.walk`."""
+    dh = tl.zeros_like(c)
+    for i in tl.static_range(V):
+        t: tl.constexpr = i if REV else V - 1 - i
+        d = tl.reduce(tl.where(v4 == t, c, 0.0), 3, add, keep_dims=True) + e
+        dh = tl.where(v4 == t, d, dh)
+        e = tl.reduce(tl.where(v4 == t, a, 0.0), 3, add, keep_dims=True) * d
+    return dh, e
 
 
 @triton.jit
-def states_step(h, slot_ptrs, tok, ok, ok_route, u_row, d_row, B_row, su_l, sd_l, sB_l, sB_n, N,
-                A2, bias, g4, j4, v4, REV: tl.constexpr, SOFTPLUS: tl.constexpr,
-                NG: tl.constexpr, V: tl.constexpr):
+def states_step(h, slot_ptrs, tok, ok, u_row, d_row, B_row, su_l, sd_l, sB_l, sB_n, N, A2, bias,
+                g4, j4, v4, REV: tl.constexpr, SOFTPLUS: tl.constexpr, NG: tl.constexpr,
+                V: tl.constexpr):
     """Pass 2: store the state entering this walk iteration, return the one leaving it."""
     tl.store(slot_ptrs, h)
-    u = load_tile(u_row + tok * su_l, ok, REV, V)
-    _, dt = delta_tile(d_row + tok * sd_l, ok, ok_route, bias, REV, V, SOFTPLUS)
+    u = tl.load(u_row + tok * su_l, mask=ok, other=0.0).to(tl.float32)
+    _, dt = delta_tile(d_row + tok * sd_l, ok, bias, SOFTPLUS)
     dtu = dt * u
     for j in tl.static_range(NG):
         pick = j4 == j
         n = g4 * NG + j
-        Bj = load_tile(B_row + n * sB_n + tok * sB_l, (n < N) & ok, REV, V)
-        pa, hs = scan_vec(tl.exp2(dt * state(A2, pick)), dtu * Bj, V)
-        h = tl.where(pick, last(hs + pa * state(h, pick), v4, V), h)
+        Bj = tl.load(B_row + n * sB_n + tok * sB_l, mask=(n < N) & ok, other=0.0).to(tl.float32)
+        _, _, hj, _ = walk(tl.exp2(dt * tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True)), dtu * Bj, tl.reduce(tl.where(pick, h, 0.0), 3, add, keep_dims=True), v4, REV, V)
+        h = tl.where(pick, hj, h)
     return h
 
 
 @triton.jit
-def grad_step(e, dA, dD, dbias, h0, tok, ok, ok_route, tok3, ok3, bc, ok_bc, u_row, d_row, z_row,
-              do_row, B_row, C_row, su_l, sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, L, N, A, A2,
-              Dp, bias, dout_scale, first_g, g4, j4, v4, g3, u_at, z_at, dd_at, du_ptr,
-              du_acc_ptr, ddelta_ptr, dz_ptr, dz_acc_ptr, dB_ptr, dC_ptr,
-              REV: tl.constexpr, U_FIRST: tl.constexpr, U_LAST: tl.constexpr,
-              Z_FIRST: tl.constexpr, Z_LAST: tl.constexpr, HAS_Z: tl.constexpr,
-              SOFTPLUS: tl.constexpr, NG: tl.constexpr, V: tl.constexpr):
+def grad_step(e, dA, dD, dbias, h0, tok, ok, tok3, ok3, bc, ok_bc, u_row, d_row, z_row, do_row,
+              B_row, C_row, su_l, sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, L, N, A, A2, Dp, bias,
+              dout_scale, first_g, g4, j4, v4, g3, u_at, z_at, dd_at, du_ptr, du_acc_ptr,
+              ddelta_ptr, dz_ptr, dz_acc_ptr, dB_ptr, dC_ptr, REV: tl.constexpr,
+              U_FIRST: tl.constexpr, U_LAST: tl.constexpr, Z_FIRST: tl.constexpr,
+              Z_LAST: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
+              NG: tl.constexpr, V: tl.constexpr):
     """Pass 3, one walk iteration from its entry state ``h0``; ``e`` (D, RC, G, NG) is the
     propagated adjoint arriving from the later route steps."""
-    u = load_tile(u_row + tok * su_l, ok, REV, V)
-    x, dt = delta_tile(d_row + tok * sd_l, ok, ok_route, bias, REV, V, SOFTPLUS)
-    dy = load_tile(do_row + tok * sdo_l, ok, REV, V) * dout_scale
+    u = tl.load(u_row + tok * su_l, mask=ok, other=0.0).to(tl.float32)
+    x, dt = delta_tile(d_row + tok * sd_l, ok, bias, SOFTPLUS)
+    dy = tl.load(do_row + tok * sdo_l, mask=ok, other=0.0).to(tl.float32) * dout_scale
     dtu = dt * u
     dyg = dy
     if HAS_Z:
-        zt = load_tile(z_row + tok * sz_l, ok, REV, V)
+        zt = tl.load(z_row + tok * sz_l, mask=ok, other=0.0).to(tl.float32)
         sig = tl.sigmoid(zt)
         dyg = dy * zt * sig
         y = Dp * u * first_g
@@ -79,51 +85,36 @@ def grad_step(e, dA, dD, dbias, h0, tok, ok, ok_route, tok3, ok3, bc, ok_bc, u_r
         pick = j4 == j
         n = g4 * NG + j
         m = (n < N) & ok
-        Bj = load_tile(B_row + n * sB_n + tok * sB_l, m, REV, V)
-        Cj = load_tile(C_row + n * sC_n + tok * sC_l, m, REV, V)
-        Aj = state(A, pick)
-        a = tl.exp2(dt * state(A2, pick))
+        Bj = tl.load(B_row + n * sB_n + tok * sB_l, mask=m, other=0.0).to(tl.float32)
+        Cj = tl.load(C_row + n * sC_n + tok * sC_l, mask=m, other=0.0).to(tl.float32)
+        Aj = tl.reduce(tl.where(pick, A, 0.0), 3, add, keep_dims=True)
+        a = tl.exp2(dt * tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True))
         bb = dtu * Bj
-        pa, hs = scan_vec(a, bb, V)
-        hs = hs + pa * state(h0, pick)
+        _, hs, _, _ = walk(a, bb, tl.reduce(tl.where(pick, h0, 0.0), 3, add, keep_dims=True), v4, REV, V)
         if HAS_Z:
             y += hs * Cj
-        cc = Cj * dyg
-        ej = state(e, pick)
-        if V > 1:
-            ar = tl.flip(a, 3)
-            cr = tl.flip(cc, 3)
-            p, q, ex, fx = tl.associative_scan((ar, ar * cr, tl.full(ar.shape, 1.0, tl.float32),
-                                                tl.zeros_like(ar)), 3, _adjoint_combine)
-            dh = tl.flip(cr + ex * ej + fx, 3)
-            e = tl.where(pick, last(p, v4, V) * ej + last(q, v4, V), e)
-        else:
-            dh = cc + ej
-            e = tl.where(pick, a * dh, e)
+        dh, ej = adjoint_walk(a, Cj * dyg, tl.reduce(tl.where(pick, e, 0.0), 3, add, keep_dims=True), v4, REV, V)
+        e = tl.where(pick, ej, e)
         dhhb = dh * (hs - bb)  # a_t h_{t-1} = h_t - b_t
         ddt += dhhb * Aj + dh * Bj * u
         du += dh * Bj * dt
         dA = tl.where(pick, dA + tl.sum(dhhb * dt, 3)[:, :, :, None], dA)
         nb = g3 * NG + j
         # (RC, G, V): summed over this program's channels
-        tl.store(dB_ptr + bc + nb * L, flip_steps(tl.sum(dh * dtu, 0), REV, V),
-                 mask=ok_bc & (nb < N))
-        tl.store(dC_ptr + bc + nb * L, flip_steps(tl.sum(dyg * hs, 0), REV, V),
-                 mask=ok_bc & (nb < N))
+        tl.store(dB_ptr + bc + nb * L, tl.sum(dh * dtu, 0), mask=ok_bc & (nb < N))
+        tl.store(dC_ptr + bc + nb * L, tl.sum(dyg * hs, 0), mask=ok_bc & (nb < N))
     if SOFTPLUS:
         ddt = ddt * tl.sigmoid(x)
-    ddt = tl.sum(tl.where(ok_route, ddt, 0.0), 2)  # (D, RC, V)
+    ddt = tl.sum(tl.where(ok, ddt, 0.0), 2)  # (D, RC, V)
     dD += tl.sum(dyg * u * first_g, 2)
     dbias += ddt
-    tl.store(ddelta_ptr + dd_at + tok3, flip_steps(ddt, REV, V).to(ddelta_ptr.dtype.element_ty),
-             mask=ok3)
-    merge_store(du_acc_ptr + u_at + tok3, du_ptr + u_at + tok3,
-                flip_steps(tl.sum(du, 2), REV, V), ok3, U_FIRST, U_LAST)
+    tl.store(ddelta_ptr + dd_at + tok3, ddt.to(ddelta_ptr.dtype.element_ty), mask=ok3)
+    merge_store(du_acc_ptr + u_at + tok3, du_ptr + u_at + tok3, tl.sum(du, 2), ok3, U_FIRST,
+                U_LAST)
     if HAS_Z:
         ysum = tl.sum(y, 2)[:, :, None, :]
         dz = tl.sum(dy * ysum * sig * (1.0 + zt * (1.0 - sig)) * first_g, 2)
-        merge_store(dz_acc_ptr + z_at + tok3, dz_ptr + z_at + tok3, flip_steps(dz, REV, V), ok3,
-                    Z_FIRST, Z_LAST)
+        merge_store(dz_acc_ptr + z_at + tok3, dz_ptr + z_at + tok3, dz, ok3, Z_FIRST, Z_LAST)
     return e, dA, dD, dbias
 
 
@@ -171,10 +162,10 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     P = tl.full(h.shape, 1.0, tl.float32)
     Q = tl.zeros(h.shape, tl.float32)
     for q in range(NQ):
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        h, P, Q = summary_step(h, P, Q, tok, ok, ok_route, u_row, d_row, z_row, do_row, B_row,
-                               C_row, su_l, sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias,
-                               dout_scale, g4, j4, v4, REV, True, HAS_Z, SOFTPLUS, NG, V)
+        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
+        h, P, Q = summary_step(h, P, Q, tok, ok, u_row, d_row, z_row, do_row, B_row, C_row, su_l,
+                               sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias, dout_scale,
+                               g4, j4, v4, REV, True, HAS_Z, SOFTPLUS, NG, V)
     tl.store(sums + c * BLOCK_N, P)
     tl.store(sums + (RC + c) * BLOCK_N, h)
     tl.store(sums + (2 * RC + c) * BLOCK_N, Q)
@@ -191,9 +182,9 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     # pass 2: the state entering each walk iteration
     slot = states_ptr + (b * total + c4) * slots * BLOCK_N + n4 + r4 * (NQ * BLOCK_N)
     for q in range(NQ):
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        h = states_step(h, slot + q * BLOCK_N, tok, ok, ok_route, u_row, d_row, B_row, su_l,
-                        sd_l, sB_l, sB_n, N, A2, bias, g4, j4, v4, REV, SOFTPLUS, NG, V)
+        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
+        h = states_step(h, slot + q * BLOCK_N, tok, ok, u_row, d_row, B_row, su_l, sd_l, sB_l,
+                        sB_n, N, A2, bias, g4, j4, v4, REV, SOFTPLUS, NG, V)
     # pass 3: gradients, backwards along the route
     U_FIRST: tl.constexpr = K_FIRST | (U_SHARED == 0)
     U_LAST: tl.constexpr = K_LAST | (U_SHARED == 0)
@@ -204,11 +195,11 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     dbias = tl.zeros([BLOCK_D, RC, V], tl.float32)
     for i in range(NQ):
         q = NQ - 1 - i
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        tok3, ok3, _ = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
-        tokb, okb, _ = tokens(rb, q, v3, L, REV, COL, CL, V, NB, W, CPT)
+        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
+        tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
+        tokb, okb = tokens(rb, q, v3, L, REV, COL, CL, V, NB, W, CPT)
         e, dA, dD, dbias = grad_step(
-            e, dA, dD, dbias, tl.load(slot + q * BLOCK_N), tok, ok, ok_route, tok3, ok3,
+            e, dA, dD, dbias, tl.load(slot + q * BLOCK_N), tok, ok, tok3, ok3,
             bc_at + tokb, okb, u_row, d_row, z_row, do_row, B_row, C_row, su_l, sd_l, sz_l,
             sdo_l, sB_l, sC_l, sB_n, sC_n, L, N, A, A2, Dp, bias, dout_scale, first_g, g4, j4,
             v4, g3, u_at, z_at, dd_at, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr, dz_acc_ptr,

@@ -12,8 +12,10 @@ runs inside the thread and only ``y``'s sum over the G state groups crosses lane
   ``H x W`` grid and walk them one row at a time (``V`` = 1); the chunks of neighbouring columns
   sit on neighbouring lanes, so a warp reads whole grid rows (coalesced, no transposed copy).
 
-A reverse route walks its chunk's vectors from the end and flips each vector in-thread (register
-moves; no ``associative_scan(reverse=True)``, which costs ~20 shuffles per step in Triton 3.8).
+Inside a vector the recurrence is a sequential loop over the thread's registers (no scan op: no
+shuffles and no layout for the compiler to spread over lanes, in Triton 3.6 as in 3.8, and a few
+whole-tile operations per step in the interpreter); a reverse route walks its chunk's vectors from
+the end and each vector from its last register, so nothing is flipped or scanned in reverse.
 
 The chunks' start states come from a carry pass inside the program: pass 1 reduces every chunk
 to the pair (P, S) = (product of its decays, its end state from zero), written to a small fp32
@@ -25,49 +27,38 @@ many lanes. Merged routes run one after another in the program and add up in rou
 """
 import triton
 import triton.language as tl
+# tl.sum's own combine: the interpreter sums with numpy for it (and tl.sum is a nested jit call,
+# which the interpreter pays for with a re-patch of triton.language each time)
+from triton.language.standard import _sum_combine as add
 
 LOG2E = tl.constexpr(1.4426950408889634)
 
 
 @triton.jit
-def softplus(x):
-    return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(x)))
-
-
-@triton.jit
-def combine(a1, b1, a2, b2):
-    # (a1, b1) is the earlier step: h -> a2 (a1 h + b1) + b2
-    return a1 * a2, a2 * b1 + b2
-
-
-@triton.jit
-def scan_vec(a, b, V: tl.constexpr):
-    """Inclusive (decay products, states from zero) along the in-thread step axis 3."""
-    pa = a
-    hs = b
-    if V > 1:
-        pa, hs = tl.associative_scan((a, b), 3, combine)
-    return pa, hs
-
-
-@triton.jit
-def last(x, v4, V: tl.constexpr):
-    """x[..., V - 1] of a (D, RC, G, V) tile, as (D, RC, G, 1)."""
-    return tl.sum(tl.where(v4 == V - 1, x, 0.0), 3)[:, :, :, None]
-
-
-@triton.jit
-def state(h, pick):
-    """State j (``pick``: j4 == j) of (D, RC, G, NG) states, as (D, RC, G, 1)."""
-    return tl.sum(tl.where(pick, h, 0.0), 3)[:, :, :, None]
+def walk(a, b, h, v4, REV: tl.constexpr, V: tl.constexpr):
+    """The recurrence h_t = a_t h_{t-1} + b_t over a vector in route order (a reverse route from
+    its last token), from ``h`` (D, RC, G, 1): the decay products from the vector's start and the
+    states, both (D, RC, G, V) in token order, and the state and decay product at its end. A
+    sequential in-register loop: no shuffles, no flips. Small helpers are written inline in this
+    file's loops: the interpreter re-patches triton.language on every nested jit call."""
+    pa = tl.zeros_like(a)
+    hs = tl.zeros_like(a)
+    p = tl.full(h.shape, 1.0, tl.float32)
+    for i in tl.static_range(V):
+        t: tl.constexpr = V - 1 - i if REV else i
+        at = tl.reduce(tl.where(v4 == t, a, 0.0), 3, add, keep_dims=True)
+        h = at * h + tl.reduce(tl.where(v4 == t, b, 0.0), 3, add, keep_dims=True)
+        p = p * at
+        hs = tl.where(v4 == t, h, hs)
+        pa = tl.where(v4 == t, p, pa)
+    return pa, hs, h, p
 
 
 @triton.jit
 def tokens(r, q, v, L, REV: tl.constexpr, COL: tl.constexpr, CL: tl.constexpr,
            V: tl.constexpr, NB: tl.constexpr, W: tl.constexpr, CPT: tl.constexpr):
-    """Token index, its validity, and the validity in route order (the vector flipped for a
-    reverse row route) of element ``v`` of walk iteration ``q`` of chunk row ``r``; a column
-    route's chunk rows are ``(row block, column)``, columns fastest."""
+    """Token index and validity of element ``v`` of walk iteration ``q`` of chunk row ``r``; a
+    column route's chunk rows are ``(row block, column)``, columns fastest."""
     NQ: tl.constexpr = CL // V
     m = (NQ - 1 - q) if REV else q
     if COL:
@@ -77,12 +68,10 @@ def tokens(r, q, v, L, REV: tl.constexpr, COL: tl.constexpr, CL: tl.constexpr,
             r = r % CPT + (r // CPT) * CPT
         tok = ((r // W) * CL + m) * W + r % W + v
         ok = (r < NB * W) & (v == 0)
-        ok_route = ok
     else:
         tok = r * CL + m * V + v
         ok = tok < L
-        ok_route = (r * CL + m * V + ((V - 1 - v) if REV else v)) < L
-    return tok, ok, ok_route
+    return tok, ok
 
 
 @triton.jit
@@ -98,31 +87,13 @@ def chunk_order(r, REV: tl.constexpr, COL: tl.constexpr, RC: tl.constexpr, NB: t
 
 
 @triton.jit
-def load_tile(ptrs, ok, REV: tl.constexpr, V: tl.constexpr):
-    """fp32 tile in route order (flipped along the step axis for a reverse route), 0 where not ok."""
-    x = tl.load(ptrs, mask=ok, other=0.0).to(tl.float32)
-    if REV & (V > 1):
-        x = tl.flip(x, 3)
-    return x
-
-
-@triton.jit
-def flip_steps(x, REV: tl.constexpr, V: tl.constexpr):
-    """A (D, RC, V) result back from route order to token order."""
-    if REV & (V > 1):
-        x = tl.flip(x, 2)
-    return x
-
-
-@triton.jit
-def delta_tile(d_ptrs, ok, ok_route, bias, REV: tl.constexpr, V: tl.constexpr,
-               SOFTPLUS: tl.constexpr):
+def delta_tile(d_ptrs, ok, bias, SOFTPLUS: tl.constexpr):
     """(delta + bias, dt): dt is 0 at steps past the end (decay 1, input 0: the state holds)."""
-    x = load_tile(d_ptrs, ok, REV, V) + bias
+    x = tl.load(d_ptrs, mask=ok, other=0.0).to(tl.float32) + bias
     dt = x
     if SOFTPLUS:
-        dt = softplus(x)
-    return x, tl.where(ok_route, dt, 0.0)
+        dt = tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(x)))
+    return x, tl.where(ok, dt, 0.0)
 
 
 @triton.jit
@@ -170,63 +141,61 @@ def fold_segments(sums, c, Pw, Xw, start, TOT: tl.constexpr, BACKWARDS: tl.const
 
 
 @triton.jit
-def summary_step(h, P, Q, tok, ok, ok_route, u_row, d_row, z_row, do_row, B_row, C_row,
-                 su_l, sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias, dout_scale,
-                 g4, j4, v4, REV: tl.constexpr, ADJOINT: tl.constexpr, HAS_Z: tl.constexpr,
+def summary_step(h, P, Q, tok, ok, u_row, d_row, z_row, do_row, B_row, C_row, su_l, sd_l, sz_l,
+                 sdo_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias, dout_scale, g4, j4, v4,
+                 REV: tl.constexpr, ADJOINT: tl.constexpr, HAS_Z: tl.constexpr,
                  SOFTPLUS: tl.constexpr, NG: tl.constexpr, V: tl.constexpr):
     """One walk iteration of pass 1: the chunk's end state from zero ``h`` and decay product
     ``P``, and with ``ADJOINT`` ``Q = sum_t (a_0 .. a_t) C_t dy_t``, the adjoint the chunk passes
     to the one before it when nothing arrives from after it."""
-    u = load_tile(u_row + tok * su_l, ok, REV, V)
-    _, dt = delta_tile(d_row + tok * sd_l, ok, ok_route, bias, REV, V, SOFTPLUS)
+    u = tl.load(u_row + tok * su_l, mask=ok, other=0.0).to(tl.float32)
+    _, dt = delta_tile(d_row + tok * sd_l, ok, bias, SOFTPLUS)
     dtu = dt * u
     if ADJOINT:
-        dy = load_tile(do_row + tok * sdo_l, ok, REV, V) * dout_scale
+        dy = tl.load(do_row + tok * sdo_l, mask=ok, other=0.0).to(tl.float32) * dout_scale
         if HAS_Z:
-            zt = load_tile(z_row + tok * sz_l, ok, REV, V)
+            zt = tl.load(z_row + tok * sz_l, mask=ok, other=0.0).to(tl.float32)
             dy = dy * zt * tl.sigmoid(zt)
     for j in tl.static_range(NG):
         pick = j4 == j
         n = g4 * NG + j
         m = (n < N) & ok
-        Bj = load_tile(B_row + n * sB_n + tok * sB_l, m, REV, V)
-        pa, hs = scan_vec(tl.exp2(dt * state(A2, pick)), dtu * Bj, V)
-        Pj = state(P, pick)
+        Bj = tl.load(B_row + n * sB_n + tok * sB_l, mask=m, other=0.0).to(tl.float32)
+        Pj = tl.reduce(tl.where(pick, P, 0.0), 3, add, keep_dims=True)
+        pa, _, hj, pj = walk(tl.exp2(dt * tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True)), dtu * Bj, tl.reduce(tl.where(pick, h, 0.0), 3, add, keep_dims=True), v4, REV, V)
         if ADJOINT:
-            Cj = load_tile(C_row + n * sC_n + tok * sC_l, m, REV, V)
+            Cj = tl.load(C_row + n * sC_n + tok * sC_l, mask=m, other=0.0).to(tl.float32)
             Q = tl.where(pick, Q + Pj * tl.sum(pa * Cj * dy, 3)[:, :, :, None], Q)
-        h = tl.where(pick, last(hs + pa * state(h, pick), v4, V), h)
-        P = tl.where(pick, Pj * last(pa, v4, V), P)
+        h = tl.where(pick, hj, h)
+        P = tl.where(pick, Pj * pj, P)
     return h, P, Q
 
 
 @triton.jit
-def output_step(h, tok, ok, ok_route, at, ok3, u_row, d_row, z_row, B_row, C_row, su_l, sd_l,
-                sz_l, sB_l, sC_l, sB_n, sC_n, N, A2, Dp, bias, out_scale, first_g, g4, j4, v4,
-                out_ptr, acc_ptr, REV: tl.constexpr, FIRST: tl.constexpr, LAST: tl.constexpr,
+def output_step(h, tok, ok, at, ok3, u_row, d_row, z_row, B_row, C_row, su_l, sd_l, sz_l, sB_l,
+                sC_l, sB_n, sC_n, N, A2, Dp, bias, out_scale, first_g, g4, j4, v4, out_ptr,
+                acc_ptr, REV: tl.constexpr, FIRST: tl.constexpr, LAST: tl.constexpr,
                 HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr, NG: tl.constexpr,
                 V: tl.constexpr):
     """One walk iteration of pass 2: the states from ``h`` and y, added to what earlier routes
     left in ``acc_ptr`` unless ``FIRST``, stored to ``out_ptr`` when ``LAST``."""
-    u = load_tile(u_row + tok * su_l, ok, REV, V)
-    _, dt = delta_tile(d_row + tok * sd_l, ok, ok_route, bias, REV, V, SOFTPLUS)
+    u = tl.load(u_row + tok * su_l, mask=ok, other=0.0).to(tl.float32)
+    _, dt = delta_tile(d_row + tok * sd_l, ok, bias, SOFTPLUS)
     dtu = dt * u
     y = Dp * u * first_g  # D u, counted on one group's lanes
     for j in tl.static_range(NG):
         pick = j4 == j
         n = g4 * NG + j
         m = (n < N) & ok
-        Bj = load_tile(B_row + n * sB_n + tok * sB_l, m, REV, V)
-        Cj = load_tile(C_row + n * sC_n + tok * sC_l, m, REV, V)
-        pa, hs = scan_vec(tl.exp2(dt * state(A2, pick)), dtu * Bj, V)
-        hs = hs + pa * state(h, pick)
-        h = tl.where(pick, last(hs, v4, V), h)
+        Bj = tl.load(B_row + n * sB_n + tok * sB_l, mask=m, other=0.0).to(tl.float32)
+        Cj = tl.load(C_row + n * sC_n + tok * sC_l, mask=m, other=0.0).to(tl.float32)
+        _, hs, hj, _ = walk(tl.exp2(dt * tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True)), dtu * Bj, tl.reduce(tl.where(pick, h, 0.0), 3, add, keep_dims=True), v4, REV, V)
+        h = tl.where(pick, hj, h)
         y += hs * Cj
     if HAS_Z:
-        zt = load_tile(z_row + tok * sz_l, ok, REV, V)
+        zt = tl.load(z_row + tok * sz_l, mask=ok, other=0.0).to(tl.float32)
         y = y * zt * tl.sigmoid(zt)
-    y = flip_steps(tl.sum(y, 2) * out_scale, REV, V)  # (D, RC, V)
-    merge_store(acc_ptr + at, out_ptr + at, y, ok3, FIRST, LAST)
+    merge_store(acc_ptr + at, out_ptr + at, tl.sum(y, 2) * out_scale, ok3, FIRST, LAST)
     return h
 
 
@@ -308,10 +277,10 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
     h = tl.zeros([BLOCK_D, RC, G, NG], tl.float32)
     P = tl.full([BLOCK_D, RC, G, NG], 1.0, tl.float32)
     for q in range(NQ):
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        h, P, _ = summary_step(h, P, h, tok, ok, ok_route, u_row, d_row, z_row, u_row, B_row,
-                               C_row, su_l, sd_l, sz_l, su_l, sB_l, sC_l, sB_n, sC_n, N, A2,
-                               bias, 1.0, g4, j4, v4, REV, False, HAS_Z, SOFTPLUS, NG, V)
+        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
+        h, P, _ = summary_step(h, P, h, tok, ok, u_row, d_row, z_row, u_row, B_row, C_row, su_l,
+                               sd_l, sz_l, su_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias, 1.0, g4, j4,
+                               v4, REV, False, HAS_Z, SOFTPLUS, NG, V)
     tl.store(sums + c * BLOCK_N, P)
     tl.store(sums + (RC + c) * BLOCK_N, h)
     tl.debug_barrier()
@@ -320,12 +289,11 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
     h = fold_segments(sums, c, Pw, Sw, 0.0, 0, False, RC, SS, BLOCK_N)
     # pass 2: outputs from each chunk's start state
     for q in range(NQ):
-        tok, ok, ok_route = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        tok3, ok3, _ = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
-        h = output_step(h, tok, ok, ok_route, row + tok3, ok3, u_row, d_row, z_row, B_row,
-                        C_row, su_l, sd_l, sz_l, sB_l, sC_l, sB_n, sC_n, N, A2, Dp, bias,
-                        out_scale, first_g, g4, j4, v4, out_ptr, acc_ptr, REV, FIRST, LAST,
-                        HAS_Z, SOFTPLUS, NG, V)
+        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
+        tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
+        h = output_step(h, tok, ok, row + tok3, ok3, u_row, d_row, z_row, B_row, C_row, su_l,
+                        sd_l, sz_l, sB_l, sC_l, sB_n, sC_n, N, A2, Dp, bias, out_scale, first_g,
+                        g4, j4, v4, out_ptr, acc_ptr, REV, FIRST, LAST, HAS_Z, SOFTPLUS, NG, V)
     # the route's last chunk (padding chunks after it hold the state) ends in the last state
     tl.store(last_ptr + (b * total + c4) * N + n4 + c * 0, h, mask=(n4 < N) & (c == RC - 1))
 
