@@ -10,11 +10,9 @@ Per route, one program recomputes what the forward did not save:
 3. pass 2 walks each chunk forwards from its start state and writes the state entering each
    walk iteration to an fp32 scratch (the thread reads back only what it wrote);
 4. pass 3 walks each chunk backwards: per vector the states again from the scratch, then the
-   adjoint ``dh_t = C_t dy_t + a_{t+1} dh_{t+1}`` as an in-thread forward scan over the vector
-   flipped in-thread. ``a_{t+1}`` belongs to the neighbouring step, so the scan carries, besides
-   the propagated adjoint ``e_t = a_t dh_t`` as a function of the ``e`` arriving from later
-   steps, the same map excluding the element itself: ``dh_t = C_t dy_t + e_{t+1}`` then needs no
-   shifted decay and no shuffle.
+   adjoint ``dh_t = C_t dy_t + a_{t+1} dh_{t+1}`` as a sequential in-register loop backwards
+   along the route that carries ``e = a_{t+1} dh_{t+1}`` (so ``a_{t+1}`` needs no shifted load,
+   no shuffle and no flip).
 
 Nothing is added up with atomics: dB and dC are summed over the program's channels and written
 per (batch, channel block); dA, dD and delta_bias per (batch, channel); routes that share u or z

@@ -3,11 +3,11 @@
 Each route's walk through the tokens is cut into chunks of ``CL`` consecutive route steps. A
 program owns ``BLOCK_D`` channels of one batch element and *all* chunks of their sequences; its
 tiles are ``(BLOCK_D, RC chunks, G state groups, V steps)`` and a thread owns one (or, for column
-routes, eight neighbouring) chunks of one channel and ``BLOCK_N // G`` states, so the recurrence
+routes, ``CPT`` or eight neighbouring) chunks of one channel and ``BLOCK_N // G`` states, so the recurrence
 runs inside the thread and only ``y``'s sum over the G state groups crosses lanes:
 
 * routes along the token axis (forward, reverse: Vim, MambaVision, VMamba's rows) walk their
-  chunk one 16-byte vector of ``V`` tokens at a time with an in-thread scan over the vector;
+  chunk one 16-byte vector of ``V`` tokens at a time (the backward: 8 bytes);
 * column routes (VMamba's col, col_reverse) take chunks of ``CL`` rows of one column of the
   ``H x W`` grid and walk them one row at a time (``V`` = 1); the chunks of neighbouring columns
   sit on neighbouring lanes, so a warp reads whole grid rows (coalesced, no transposed copy).

@@ -1,8 +1,8 @@
 """The Triton kernels as an H100 (sm_90) would run them, compiled here without a GPU by
 ``tools/benchmark_scan.py --codegen --check`` on small shapes (about 2 minutes: every kernel is
-compiled by Triton and ptxas): no spills, at most 128 registers, every scan inside a thread
-(t-lanes 1, or 0 for a column route's step-by-step walk), no reverse scans, at most two launches
-per direction. The warps-per-scheduler gate needs the full-size shapes (``--codegen --check``
+compiled by Triton and ptxas): no spills, at most 128 registers, no scan op spread over lanes
+along time (t-lanes 0: the recurrence is an in-register loop; 1: a scan inside a thread), no
+reverse scans, at most two launches per direction. The warps-per-scheduler gate needs the full-size shapes (``--codegen --check``
 without ``--small``, about 10 minutes): the README's table."""
 import os
 import subprocess
