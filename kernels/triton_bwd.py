@@ -32,7 +32,7 @@ def adjoint_walk(a, c, e, v4, REV: tl.constexpr, V: tl.constexpr):
     it passes on. A sequential in-register loop, as :func:`.triton_fwd.walk`."""
     dh = tl.zeros_like(c)
     for i in tl.static_range(V):
-        t: tl.constexpr = i if REV else V - 1 - i
+        t = i if REV else V - 1 - i
         d = tl.reduce(tl.where(v4 == t, c, 0.0), 3, add, keep_dims=True) + e
         dh = tl.where(v4 == t, d, dh)
         e = tl.reduce(tl.where(v4 == t, a, 0.0), 3, add, keep_dims=True) * d

@@ -45,7 +45,7 @@ def walk(a, b, h, v4, REV: tl.constexpr, V: tl.constexpr):
     hs = tl.zeros_like(a)
     p = tl.full(h.shape, 1.0, tl.float32)
     for i in tl.static_range(V):
-        t: tl.constexpr = V - 1 - i if REV else i
+        t = V - 1 - i if REV else i
         at = tl.reduce(tl.where(v4 == t, a, 0.0), 3, add, keep_dims=True)
         h = at * h + tl.reduce(tl.where(v4 == t, b, 0.0), 3, add, keep_dims=True)
         p = p * at
