@@ -175,25 +175,22 @@ def test_deterministic():
 @pytest.mark.parametrize('paths,L', [(ScanPaths.bidirectional(), 97),
                                      (ScanPaths.cross2d((45, 47)), 45 * 47)])
 def test_long_sequence(paths, L):
-    """More than one default tile (row routes: vector) per route, odd lengths. The row kernels
-    run one interpreted loop iteration per vector of 4 fp32 tokens: a shorter sequence."""
+    """Many chunks per route (hundreds of column chunks), odd lengths, a partial last chunk."""
     inputs = make_inputs(batch=1, K=paths.num_routes, dim=1, N=1, L=L, G=1, shared_u=True)
     assert_matches(inputs, paths, torch.float32)
 
 
 @pytest.mark.parametrize('paths', [ScanPaths.forward(), ScanPaths(('col', ), hw=(3, 21847))])
 def test_very_long_sequence(paths):
-    """L > 65536, against the (oracle-tested) chunked PyTorch scan: the oracle's token loop would
-    take minutes. On the CPU only the forward, and the row routes' kernel (one interpreted loop
-    iteration per 16 bytes of tokens) only on a GPU: the interpreter needs ~7 s per pass of the
-    tile kernel here (the backwards are checked over thousands of steps above)."""
+    """L > 65536 (chunks of dozens of vectors, over a thousand of them), against the
+    (oracle-tested) PyTorch scan: the oracle's token loop would take minutes. On the CPU only the
+    forward, ~10 s per route in the interpreter (the backwards are checked over thousands of steps
+    above)."""
     inputs = make_inputs(batch=1, dim=1, N=1, L=65541, z=False)
     if DEVICE == 'cuda':
         assert_matches(inputs, paths, torch.float32,
                        oracle=lambda **kw: selective_scan(**kw, backend='torch'))
         return
-    if not paths.needs_hw:
-        pytest.skip('the row kernel takes minutes in the interpreter at this length')
     kw = dict(delta_softplus=True, return_last_state=True, paths=paths)
     out, last = selective_scan(**inputs, backend='triton', **kw)
     ref_out, ref_last = selective_scan(**inputs, backend='torch', **kw)
