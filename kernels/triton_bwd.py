@@ -21,7 +21,7 @@ add their gradients in route order in one program. The launcher sums the partial
 import triton
 import triton.language as tl
 
-from .triton_fwd import (LOG2E, add, chunk_order, delta_tile, fold_segment, fold_segments,
+from .triton_fwd import (add, delta_tile, fold_segment, fold_segments,
                          merge_store, route_setup, summary_step, tokens, walk)
 
 
@@ -132,20 +132,16 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
                SS: tl.constexpr, CPT: tl.constexpr):
     NG: tl.constexpr = BLOCK_N // G
     NQ: tl.constexpr = CL // V
-    d4, c4, g4, n4, A, Dp, bias, u_row, z_row, d_row, B_row, C_row = route_setup(
-        b, k, d0, dim, cpg, N, u_ptr, su_b, su_c, d_ptr, sd_b, sd_c, z_ptr, sz_b, sz_c,
-        B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr, D_ptr, bias_ptr, U_SHARED, Z_SHARED,
-        HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, G)
-    A2 = A * LOG2E
+    (d4, c4, g4, n4, j4, v4, r4, c, sums, A, A2, Dp, bias, u_row, z_row, d_row, B_row, C_row,
+     first_g) = route_setup(b, k, d0, dim, total, cpg, N, sums_w, u_ptr, su_b, su_c, d_ptr, sd_b,
+                            sd_c, z_ptr, sz_b, sz_c, B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr,
+                            D_ptr, bias_ptr, sums_ptr, REV, COL, U_SHARED, Z_SHARED, HAS_D,
+                            HAS_BIAS, BLOCK_D, BLOCK_N, G, V, RC, NB, W)
     do_row = dout_ptr + b * sdo_b + (d4 if MERGED else c4) * sdo_c + g4 * 0
-    j4 = tl.arange(0, NG)[None, None, None, :]
-    v4 = tl.arange(0, V)[None, None, None, :]
-    r4 = tl.arange(0, RC)[None, :, None, None]
     r3 = tl.arange(0, RC)[None, :, None]
     v3 = tl.arange(0, V)[None, None, :]
     rb = tl.arange(0, RC)[:, None, None]
     g3 = tl.arange(0, G)[None, :, None]
-    first_g = (g4 == 0).to(tl.float32)
     # gradients come back contiguous: rows of L
     d3 = d0 + tl.arange(0, BLOCK_D)[:, None, None]
     ch3 = k * dim + d3
@@ -153,8 +149,6 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     z_at = (b * (dim if Z_SHARED else total) + (d3 if Z_SHARED else ch3)) * L
     dd_at = (b * total + ch3) * L
     bc_at = (b * (total // BLOCK_D) + (k * dim + d0) // BLOCK_D) * N * L
-    c = chunk_order(r4, REV, COL, RC, NB, W)
-    sums = sums_ptr + (b * total + c4) * sums_w * BLOCK_N + n4
     # pass 1 and the folds: each chunk's start state and the adjoint arriving at its end
     h = tl.zeros([BLOCK_D, RC, G, BLOCK_N // G], tl.float32)
     P = tl.full(h.shape, 1.0, tl.float32)

@@ -211,14 +211,16 @@ def merge_store(acc_ptrs, out_ptrs, x, mask, FIRST: tl.constexpr, LAST: tl.const
 
 
 @triton.jit
-def route_setup(b, k, d0, dim, cpg, N, u_ptr, su_b, su_c, d_ptr, sd_b, sd_c, z_ptr, sz_b, sz_c,
-                B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr, D_ptr, bias_ptr,
-                U_SHARED: tl.constexpr, Z_SHARED: tl.constexpr, HAS_D: tl.constexpr,
-                HAS_BIAS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-                G: tl.constexpr):
-    """What a route's program reads once: its channels' rows of u, delta, z (broadcast over the
+def route_setup(b, k, d0, dim, total, cpg, N, sums_w, u_ptr, su_b, su_c, d_ptr, sd_b, sd_c,
+                z_ptr, sz_b, sz_c, B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr, D_ptr, bias_ptr,
+                sums_ptr, REV: tl.constexpr, COL: tl.constexpr, U_SHARED: tl.constexpr,
+                Z_SHARED: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+                BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr,
+                RC: tl.constexpr, NB: tl.constexpr, W: tl.constexpr):
+    """What a route's program sets up once: its channels' rows of u, delta, z (broadcast over the
     state groups), its group's B and C rows (broadcast over channels), A (D, 1, G, NG), D and
-    the bias (D, 1, 1, 1)."""
+    the bias (D, 1, 1, 1), the index tensors, each chunk row's place along the route and its
+    summaries' scratch."""
     NG: tl.constexpr = BLOCK_N // G
     offs_d = d0 + tl.arange(0, BLOCK_D)
     d4 = offs_d[:, None, None, None]
@@ -241,7 +243,13 @@ def route_setup(b, k, d0, dim, cpg, N, u_ptr, su_b, su_c, d_ptr, sd_b, sd_c, z_p
     grp = (k * dim + d0) // cpg
     B_row = B_ptr + b * sB_b + grp * sB_g + d4 * 0
     C_row = C_ptr + b * sC_b + grp * sC_g + d4 * 0
-    return d4, c4, g4, n4, A, Dp, bias, u_row, z_row, d_row, B_row, C_row
+    j4 = tl.arange(0, NG)[None, None, None, :]
+    v4 = tl.arange(0, V)[None, None, None, :]
+    r4 = tl.arange(0, RC)[None, :, None, None]
+    c = chunk_order(r4, REV, COL, RC, NB, W)
+    sums = sums_ptr + (b * total + c4) * sums_w * BLOCK_N + n4
+    return (d4, c4, g4, n4, j4, v4, r4, c, sums, A, A * LOG2E, Dp, bias, u_row, z_row, d_row,
+            B_row, C_row, (g4 == 0).to(tl.float32))
 
 
 @triton.jit
@@ -258,19 +266,13 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
                CPT: tl.constexpr):
     NG: tl.constexpr = BLOCK_N // G
     NQ: tl.constexpr = CL // V
-    d4, c4, g4, n4, A, Dp, bias, u_row, z_row, d_row, B_row, C_row = route_setup(
-        b, k, d0, dim, cpg, N, u_ptr, su_b, su_c, d_ptr, sd_b, sd_c, z_ptr, sz_b, sz_c,
-        B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr, D_ptr, bias_ptr, U_SHARED, Z_SHARED,
-        HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, G)
-    A2 = A * LOG2E
-    j4 = tl.arange(0, NG)[None, None, None, :]
-    v4 = tl.arange(0, V)[None, None, None, :]
-    r4 = tl.arange(0, RC)[None, :, None, None]
+    (d4, c4, g4, n4, j4, v4, r4, c, sums, A, A2, Dp, bias, u_row, z_row, d_row, B_row, C_row,
+     first_g) = route_setup(b, k, d0, dim, total, cpg, N, sums_w, u_ptr, su_b, su_c, d_ptr, sd_b,
+                            sd_c, z_ptr, sz_b, sz_c, B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr,
+                            D_ptr, bias_ptr, sums_ptr, REV, COL, U_SHARED, Z_SHARED, HAS_D,
+                            HAS_BIAS, BLOCK_D, BLOCK_N, G, V, RC, NB, W)
     r3 = tl.arange(0, RC)[None, :, None]
     v3 = tl.arange(0, V)[None, None, :]
-    first_g = (g4 == 0).to(tl.float32)
-    c = chunk_order(r4, REV, COL, RC, NB, W)
-    sums = sums_ptr + (b * total + c4) * sums_w * BLOCK_N + n4
     d3 = d0 + tl.arange(0, BLOCK_D)[:, None, None]
     row = (b * (dim if MERGED else total) + (d3 if MERGED else k * dim + d3)) * L
     # pass 1: each chunk's (decay product, end state from zero)
