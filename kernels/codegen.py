@@ -165,8 +165,9 @@ class Report:
 
 
 def analyse(launch: Launch, walk_elements) -> Report:
-    """``walk_elements`` (None for a kernel that is no scan): for each walk through the tokens the kernel makes, in code order, the
-    element-steps one iteration of it covers in one program. A walk is an outermost loop with
+    """``walk_elements`` (None for a kernel that is no scan): for each walk through the tokens
+    the kernel makes, in code order, the element-steps one iteration of it covers in one
+    program. A walk is an outermost loop with
     special-function instructions (the carry folds have none); its instruction counts are
     normalised per element-step and summed over the walks of a route, then averaged over the
     routes, so a figure is what one element-step of the call costs."""

@@ -52,7 +52,9 @@ def states_step(h, slot_ptrs, tok, ok, u_row, d_row, B_row, su_l, sd_l, sB_l, sB
         pick = j4 == j
         n = g4 * NG + j
         Bj = tl.load(B_row + n * sB_n + tok * sB_l, mask=(n < N) & ok, other=0.0).to(tl.float32)
-        _, _, hj, _ = walk(tl.exp2(dt * tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True)), dtu * Bj, tl.reduce(tl.where(pick, h, 0.0), 3, add, keep_dims=True), v4, REV, V)
+        A2j = tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True)
+        hj = tl.reduce(tl.where(pick, h, 0.0), 3, add, keep_dims=True)
+        _, _, hj, _ = walk(tl.exp2(dt * A2j), dtu * Bj, hj, v4, REV, V)
         h = tl.where(pick, hj, h)
     return h
 
@@ -88,10 +90,12 @@ def grad_step(e, dA, dD, dbias, h0, tok, ok, tok3, ok3, bc, ok_bc, u_row, d_row,
         Aj = tl.reduce(tl.where(pick, A, 0.0), 3, add, keep_dims=True)
         a = tl.exp2(dt * tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True))
         bb = dtu * Bj
-        _, hs, _, _ = walk(a, bb, tl.reduce(tl.where(pick, h0, 0.0), 3, add, keep_dims=True), v4, REV, V)
+        _, hs, _, _ = walk(a, bb, tl.reduce(tl.where(pick, h0, 0.0), 3, add, keep_dims=True),
+                           v4, REV, V)
         if HAS_Z:
             y += hs * Cj
-        dh, ej = adjoint_walk(a, Cj * dyg, tl.reduce(tl.where(pick, e, 0.0), 3, add, keep_dims=True), v4, REV, V)
+        ej = tl.reduce(tl.where(pick, e, 0.0), 3, add, keep_dims=True)
+        dh, ej = adjoint_walk(a, Cj * dyg, ej, v4, REV, V)
         e = tl.where(pick, ej, e)
         dhhb = dh * (hs - bb)  # a_t h_{t-1} = h_t - b_t
         ddt += dhhb * Aj + dh * Bj * u

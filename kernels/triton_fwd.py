@@ -3,8 +3,8 @@
 Each route's walk through the tokens is cut into chunks of ``CL`` consecutive route steps. A
 program owns ``BLOCK_D`` channels of one batch element and *all* chunks of their sequences; its
 tiles are ``(BLOCK_D, RC chunks, G state groups, V steps)`` and a thread owns one (or, for column
-routes, ``CPT`` or eight neighbouring) chunks of one channel and ``BLOCK_N // G`` states, so the recurrence
-runs inside the thread and only ``y``'s sum over the G state groups crosses lanes:
+routes, ``CPT`` or eight neighbouring) chunks of one channel and ``BLOCK_N // G`` states, so
+the recurrence runs inside the thread and only ``y``'s sum over the G state groups crosses lanes:
 
 * routes along the token axis (forward, reverse: Vim, MambaVision, VMamba's rows) walk their
   chunk one 16-byte vector of ``V`` tokens at a time (the backward: 8 bytes);
@@ -162,7 +162,9 @@ def summary_step(h, P, Q, tok, ok, u_row, d_row, z_row, do_row, B_row, C_row, su
         m = (n < N) & ok
         Bj = tl.load(B_row + n * sB_n + tok * sB_l, mask=m, other=0.0).to(tl.float32)
         Pj = tl.reduce(tl.where(pick, P, 0.0), 3, add, keep_dims=True)
-        pa, _, hj, pj = walk(tl.exp2(dt * tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True)), dtu * Bj, tl.reduce(tl.where(pick, h, 0.0), 3, add, keep_dims=True), v4, REV, V)
+        A2j = tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True)
+        hj = tl.reduce(tl.where(pick, h, 0.0), 3, add, keep_dims=True)
+        pa, _, hj, pj = walk(tl.exp2(dt * A2j), dtu * Bj, hj, v4, REV, V)
         if ADJOINT:
             Cj = tl.load(C_row + n * sC_n + tok * sC_l, mask=m, other=0.0).to(tl.float32)
             Q = tl.where(pick, Q + Pj * tl.sum(pa * Cj * dy, 3)[:, :, :, None], Q)
@@ -189,7 +191,9 @@ def output_step(h, tok, ok, at, ok3, u_row, d_row, z_row, B_row, C_row, su_l, sd
         m = (n < N) & ok
         Bj = tl.load(B_row + n * sB_n + tok * sB_l, mask=m, other=0.0).to(tl.float32)
         Cj = tl.load(C_row + n * sC_n + tok * sC_l, mask=m, other=0.0).to(tl.float32)
-        _, hs, hj, _ = walk(tl.exp2(dt * tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True)), dtu * Bj, tl.reduce(tl.where(pick, h, 0.0), 3, add, keep_dims=True), v4, REV, V)
+        A2j = tl.reduce(tl.where(pick, A2, 0.0), 3, add, keep_dims=True)
+        hj = tl.reduce(tl.where(pick, h, 0.0), 3, add, keep_dims=True)
+        _, hs, hj, _ = walk(tl.exp2(dt * A2j), dtu * Bj, hj, v4, REV, V)
         h = tl.where(pick, hj, h)
         y += hs * Cj
     if HAS_Z:

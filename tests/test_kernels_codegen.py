@@ -2,8 +2,9 @@
 ``tools/benchmark_scan.py --codegen --check`` on small shapes (about 2 minutes: every kernel is
 compiled by Triton and ptxas): no spills, at most 128 registers, no scan op spread over lanes
 along time (t-lanes 0: the recurrence is an in-register loop; 1: a scan inside a thread), no
-reverse scans, at most two launches per direction. The warps-per-scheduler gate needs the full-size shapes (``--codegen --check``
-without ``--small``, about 10 minutes): the README's table."""
+reverse scans, at most two launches per direction. The warps-per-scheduler gate needs the
+full-size shapes (``--codegen --check`` without ``--small``, about 5 minutes): the README's
+table."""
 import os
 import subprocess
 import sys

@@ -236,7 +236,8 @@ def placeholders(s: Shape):
 #: events that launch no kernel themselves (allocations, views, containers): their children count
 NO_KERNEL = re.compile(r'aten::(empty|empty_strided|empty_like|new_empty|view|_unsafe_view|'
                        r'reshape|unsqueeze|squeeze|as_strided|expand|transpose|permute|select|'
-                       r'slice|split|split_with_sizes|detach|alias|to|contiguous|lift_fresh)$|^(?!aten::)')
+                       r'slice|split|split_with_sizes|detach|alias|to|contiguous|'
+                       r'lift_fresh)$|^(?!aten::)')
 
 
 def torch_launches(events):
