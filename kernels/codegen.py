@@ -146,32 +146,56 @@ class Report:
     spill_bytes: int
     smem: int
     per_sm: int  # programs resident per SM (registers, shared memory, warps)
-    shfl: float  # per element-step, inside loops
+    shfl: float  # per element-step of the call, summed over the walks through the tokens
     mufu: float
-    vec_loads: str  # vectorised / all global loads inside loops
+    vec_loads: str  # vectorised / all global loads inside the walks
     scan_lanes: int  # most threads any scan spans along its axis (1: in-thread; 0: no scan)
     reverse_scans: int
+    scan: bool = True  # False: a kernel that is no scan (the backward's sums of partials)
 
     @property
     def waves(self):
         return self.programs / (SMS * self.per_sm)
 
+    @property
+    def warps_per_scheduler(self):
+        """Warps resident on each of the SMs' 4 schedulers (the issue's programs x warps / 528,
+        bounded by what fits on an SM)."""
+        return min(self.programs, SMS * self.per_sm) * self.num_warps / (4 * SMS)
 
-def analyse(launch: Launch, elements_per_iteration: int) -> Report:
-    """``elements_per_iteration``: the element-steps a program does in one iteration of each of
-    the kernel's loops, which normalises the loops' instruction counts."""
+
+def analyse(launch: Launch, walk_elements) -> Report:
+    """``walk_elements`` (None for a kernel that is no scan): for each walk through the tokens
+    the kernel makes, in code order, the element-steps one iteration of it covers in one
+    program. A walk is an outermost loop with
+    special-function instructions (the carry folds have none); its instruction counts are
+    normalised per element-step and summed over the walks of a route, then averaged over the
+    routes, so a figure is what one element-step of the call costs."""
+    scan = walk_elements is not None
     k = launch.compiled
     num_warps = k.metadata.num_warps
     regs, _ = cubin_resources(k.asm['cubin'])
-    per_thread = elements_per_iteration / (32 * num_warps)
-    # no loop: one iteration, specialised away (a trip count of 1 is a constant to Triton)
-    bodies = loop_bodies(k.asm['ptx']) or [k.asm['ptx'].splitlines()]
+    threads = 32 * num_warps
+    walks = [body for body in loop_bodies(k.asm['ptx'])
+             if walk_elements is None or any(MUFU.search(line) for line in body)]
+    if walk_elements is None:
+        walk_elements = [float('inf')] * len(walks)  # no per-element figures
+    elif not walks:
+        # walks of one iteration (short sequences) are straight-line code: the whole kernel
+        # holds each of them once
+        walks = [k.asm['ptx'].splitlines()]
+        walk_elements = [len(walk_elements) * len(walk_elements)
+                         / sum(1 / e for e in walk_elements)]
+    elif len(walks) != len(walk_elements):
+        raise RuntimeError(f'{launch.kernel}: expected {len(walk_elements)} walks through the '
+                           f'tokens, found {len(walks)} loops with special-function instructions')
+    routes = launch.constexprs.get('K', 1)
 
     def per_element(pattern):
-        counts = [sum(bool(re.search(pattern, line)) for line in body) for body in bodies]
-        return sum(counts) / len(counts) / per_thread
+        return sum(sum(bool(re.search(pattern, line)) for line in body) * threads / e
+                   for body, e in zip(walks, walk_elements)) / routes
 
-    loads = [line for body in bodies for line in body if re.search(r'\bld\.global', line)]
+    loads = [line for body in walks for line in body if re.search(r'\bld\.global', line)]
     vector = [line for line in loads if re.search(r'\.v[248]\.', line)]
     scans = scan_lanes(k.asm['ttgir'])
     programs = 1
@@ -181,4 +205,4 @@ def analyse(launch: Launch, elements_per_iteration: int) -> Report:
                   k.metadata.shared, programs_per_sm(num_warps, regs, k.metadata.shared),
                   per_element(r'\bshfl\.sync'), per_element(MUFU.pattern),
                   f'{len(vector)}/{len(loads)}', max((a for a, _ in scans), default=0),
-                  sum(r for _, r in scans))
+                  sum(r for _, r in scans), scan)

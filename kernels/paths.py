@@ -12,8 +12,10 @@ from typing import Optional, Tuple
 
 import torch
 
-#: Route names. The column routes walk a row-major ``H x W`` token grid column by column.
-ROUTES = ('forward', 'reverse', 'col', 'col_reverse')
+#: Route name -> the code the Triton kernels take as a constexpr: bit 0 walks the tokens backwards,
+#: bit 1 walks a row-major ``H x W`` token grid column by column.
+ROUTE_CODES = {'forward': 0, 'reverse': 1, 'col': 2, 'col_reverse': 3}
+ROUTES = tuple(ROUTE_CODES)
 MERGES = (None, 'sum', 'mean')
 
 

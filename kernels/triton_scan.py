@@ -1,11 +1,11 @@
-"""The Triton selective scan: tile choice, launch plans and the custom ops with their autograd.
+"""The Triton selective scan: launch plans and the custom ops with their autograd.
 
 :func:`triton_selective_scan` is what :func:`kernels.selective_scan` calls for the 'triton'
-backend, after its argument checks. Paths of row routes only (forward, reverse: Vim,
-MambaVision) run the time-in-thread kernels of :mod:`.triton_fwd_rows` / :mod:`.triton_bwd_rows`;
-paths with column routes (VMamba) the tile kernels of :mod:`.triton_fwd` / :mod:`.triton_bwd`.
-Inputs are read through their strides (no ``.contiguous()`` copies of u, delta, z, B, C);
-outputs and gradients come back contiguous.
+backend, after its argument checks. Every route runs the chunked, time-in-thread kernels of
+:mod:`.triton_fwd` / :mod:`.triton_bwd`: one launch forward, one backward (plus fixed-order sums
+of its partials). Inputs are read through their strides (no ``.contiguous()`` copies of u, delta,
+z, B, C); outputs and gradients come back contiguous. Nothing on the host depends on values (no
+synchronisation, allocations sized by shapes only), so a CUDA graph can capture the calls.
 """
 import math
 from contextlib import nullcontext
@@ -17,78 +17,93 @@ import torch
 from torch.library import triton_op, wrap_triton
 from triton.runtime.interpreter import InterpretedFunction
 
-from .paths import ScanPaths
-from .triton_bwd import scan_bwd_kernel
-from .triton_bwd_rows import scan_bwd_rows_kernel
-from .triton_fwd import ROUTE_CODES, scan_fwd_kernel
-from .triton_fwd_rows import scan_fwd_rows_kernel
+from .paths import ROUTE_CODES, ScanPaths
+from .triton_bwd import reduce_partials_kernel, scan_bwd_kernel
+from .triton_fwd import scan_fwd_kernel
 
-#: fewer programs than this leave most SMs idle: smaller channel blocks then
-MIN_PROGRAMS = 128
+#: threads that keep 4 warps resident on each of an H100's 132 x 4 schedulers: sequences are
+#: cut into chunks across lanes until a launch has this many
+TARGET_THREADS = 4 * 4 * 132 * 32
+#: most chunks per route: the carry fold walks about 2 sqrt(chunks) summaries per thread
+MAX_CHUNKS = 1024
+#: registers per thread: 128 keeps 16 warps (4 per scheduler) resident on an SM
+MAX_REGISTERS = 128
+#: elements of a reduced gradient per program of the backward's second launch
+REDUCE_BLOCK = 512
+
+
+def _pow2(n):
+    return 1 << max(0, n - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """How a kind of route (rows along the token axis, or columns of the grid) is cut: ``rc``
+    chunk rows (a power of two; the last ones may be padding), ``cl`` route steps per chunk
+    walked ``vec`` at a time, ``ss`` chunks per segment of the carry fold."""
+    rc: int
+    cl: int
+    vec: int
+
+    @property
+    def ss(self):
+        return 1 << ((self.rc.bit_length() - 1 + 1) // 2)
+
+    @property
+    def sums(self):
+        """fp32 summaries per (channel, state): P, S, Q per chunk, 2 x 2 totals per segment."""
+        return 3 * self.rc + 4 * (self.rc // self.ss)
+
+    @property
+    def slots(self):
+        """Walk iterations of all chunks: the backward's saved entry states."""
+        return self.rc * (self.cl // self.vec)
+
+
+def _row_chunks(L, vec, want):
+    cl = -(-max(L, 1) // max(1, min(want, MAX_CHUNKS)))
+    cl = -(-cl // vec) * vec
+    return Chunks(_pow2(-(-max(L, 1) // cl)), cl, vec)
+
+
+def _col_chunks(H, W, want, per_thread):
+    """Chunks of ``H // nb`` rows of one column, ``nb`` a divisor of H, so that the chunks of
+    neighbouring columns (``per_thread`` to a thread) fill about ``want`` threads."""
+    target = max(W, min(want * per_thread, MAX_CHUNKS))
+    nb = max(d for d in range(1, H + 1) if H % d == 0 and (d == 1 or d * W <= target))
+    return Chunks(_pow2(nb * W), H // nb, 1), nb
 
 
 @dataclass(frozen=True)
 class Tiles:
-    block_d: int  # channels per program: a power of two inside one route block and one B/C group
-    block_n: int
-    block_l: int  # scan steps per tile
-    num_warps: int
-
-    def n_tiles(self, L):
-        return -(-L // self.block_l)
-
-
-def _pow2(n):
-    return 1 << (n - 1).bit_length()
-
-
-def pick_tiles(batch, dim, cpg, N, L, programs_per_block):
-    """(forward, backward) tiles, measured on an H100 (tools/benchmark_scan.py). With a state
-    vector per channel (N >= 8) several channels per program and short tiles win, the backward
-    taking twice the forward's channels (fewer B/C partial sums to add up); with N of 1 to 4 long
-    tiles of one or two channels win. The backward's tiles must span whole forward tiles: it
-    restarts from the states saved at those."""
-    block_n = _pow2(N)
-    common = math.gcd(dim, cpg)
-    fits = common & -common  # largest power of two inside one route block and one group
-
-    def tiles(block_d, pairs, num_warps):
-        block_d = min(block_d, fits)
-        while block_d > 1 and batch * (dim // block_d) * programs_per_block < MIN_PROGRAMS:
-            block_d //= 2
-        block_l = max(16, min(pairs // (block_d * block_n), _pow2(L)))
-        return Tiles(block_d, block_n, block_l, num_warps)
-
-    if block_n >= 8:
-        fwd = tiles(4, 2048, 2 if block_n >= 16 else 4)
-        bwd = tiles(8, 4096, 4)
-    else:
-        fwd = tiles(2, 1024, 4)
-        bwd = tiles(1, 1024, 4)
-    return fwd, Tiles(bwd.block_d, block_n, max(bwd.block_l, fwd.block_l), bwd.num_warps)
-
-
-@dataclass(frozen=True)
-class RowTiles:
-    """The forward of routes along the token axis (:mod:`.triton_fwd_rows`): one warp of
-    ``block_d`` channels x ``groups`` state groups, ``vector`` tokens (16 bytes) per step."""
+    """One kernel's tiles: ``block_d`` channels per program, a channel's states over ``groups``
+    lanes, the chunks of row and column routes (``nb`` chunks per column), warps per program."""
     block_d: int
     groups: int
-    vector: int
+    rows: Chunks
+    cols: Chunks
+    nb: int
+    per_thread: int  # chunks of neighbouring columns a thread walks side by side
+    num_warps: int
+    narrow: bool  # fewer columns per thread than a 16-byte vector holds
 
 
-def pick_row_tiles(dim, cpg, block_n, itemsize):
-    """Four groups of states per channel when there are 16 or more (4 states per thread keep
-    y's cross-lane sum to 2 shuffle levels per 4 element-steps), else one state per lane; the
-    rest of the warp's 32 lanes go to channels."""
-    groups = 4 if block_n >= 16 else block_n
+def _tiles(batch, dim, cpg, L, hw, has_cols, sequences, block_n, itemsize, vec,
+           states_per_thread):
+    groups = max(1, block_n // states_per_thread)
+    want = max(1, _pow2(-(-TARGET_THREADS // sequences)) // groups)
+    rows = _row_chunks(L, vec, want)
+    cols, nb = _col_chunks(*hw, want, vec) if has_cols else (Chunks(1, 1, 1), 1)
+    lanes = max(rows.rc, -(-cols.rc // vec)) * groups  # threads per channel
     common = math.gcd(dim, cpg)
-    return RowTiles(min(32 // groups, common & -common), groups, 16 // itemsize)
+    block_d = max(1, min(common & -common, 32 // lanes))
+    return Tiles(block_d, groups, rows, cols, nb, vec, max(1, min(8, block_d * lanes // 32)),
+                 vec * itemsize < 16)
 
 
 @dataclass(frozen=True)
-class _Problem:
-    """Shapes and flags shared by the forward and backward launches."""
+class Plan:
+    """The launch plan of one call signature: shapes, flags and each kernel's tiles."""
     batch: int
     dim: int
     K: int
@@ -97,64 +112,74 @@ class _Problem:
     G: int
     routes: int  # route codes packed two bits each
     hw: tuple
-    merge: str
+    merge: Optional[str]
     u_shared: bool
     z_shared: bool
     softplus: bool
-    fwd_tiles: Tiles
-    bwd_tiles: Tiles
-    rows: Optional[RowTiles]  # the forward of row routes; None: the tile kernel for all routes
-
-    @property
-    def save_every(self):
-        """Route steps between the states the forward saves for the backward."""
-        return self.rows.vector if self.rows else self.fwd_tiles.block_l
+    serial: bool  # the routes run one after another in a program (merged, or sharing u or z)
+    block_n: int
+    fwd: Tiles
+    bwd: Tiles
 
     @property
     def total(self):
         return self.K * self.dim
 
-    def grid(self, tiles, serial):
-        return (self.batch, self.dim // tiles.block_d, 1 if serial else self.K)
+    def grid(self, t: Tiles):
+        return (self.dim // t.block_d, self.batch, 1 if self.serial else self.K)
 
-    def constexprs(self, tiles, serial, **flags):
+    def kinds(self, t: Tiles):
+        codes = [(self.routes >> (2 * k)) & 3 for k in range(self.K)]
+        return [t.cols if code & 2 else t.rows for code in codes]
+
+    def sums_w(self, t: Tiles):
+        return max(c.sums for c in self.kinds(t))
+
+    def slots(self, t: Tiles):
+        return max(c.slots for c in self.kinds(t))
+
+    def constexprs(self, t: Tiles, **flags):
         H, W = self.hw or (1, 1)
-        return dict(K=self.K, ROUTES=self.routes, SERIAL=serial, H=H, W=W,
+        return dict(K=self.K, ROUTES=self.routes, SERIAL=self.serial,
                     MERGED=self.merge is not None, U_SHARED=self.u_shared,
-                    Z_SHARED=self.z_shared, SOFTPLUS=self.softplus, BLOCK_D=tiles.block_d,
-                    BLOCK_N=tiles.block_n, BLOCK_L=tiles.block_l, num_warps=tiles.num_warps,
-                    **flags)
+                    Z_SHARED=self.z_shared, SOFTPLUS=self.softplus, BLOCK_D=t.block_d,
+                    BLOCK_N=self.block_n, G=t.groups, V=t.rows.vec, RC_R=t.rows.rc,
+                    CL_R=t.rows.cl, SS_R=t.rows.ss, RC_C=t.cols.rc, CL_C=t.cols.cl,
+                    SS_C=t.cols.ss, NB=t.nb, CPT=t.per_thread if t.narrow else 0, W=W,
+                    num_warps=t.num_warps, maxnreg=MAX_REGISTERS, **flags)
 
 
 @lru_cache(maxsize=256)
-def _problem(batch, total, L, N, G, u_ch, z_ch, delta_softplus, routes, hw, merge, itemsize):
-    """The launch plan of one call signature (``routes`` route codes, ``hw`` (H, W) or (),
-    ``merge`` '' for none), cached: a layer calls with the same shapes every step, and Python
-    time per call adds up against kernels of tens of microseconds."""
+def plan_of(batch, total, L, N, G, u_ch, z_ch, delta_softplus, routes, hw, merge, itemsize):
+    """The plan of one call signature (``routes`` route codes, ``hw`` (H, W) or (), ``merge`` ''
+    for none), cached: a layer calls with the same shapes every step, and Python time per call
+    adds up against kernels of tens of microseconds."""
     K = len(routes)
     merge = merge or None
     dim = total // K
-    cpg = total // G
-    serial_fwd = merge is not None and K > 1
     u_shared = u_ch != total
     z_shared = z_ch is not None and z_ch != total
-    # the backward serialises routes when they share u or z; take the tighter of both grids
-    serial = serial_fwd or ((u_shared or z_shared) and K > 1)
-    fwd, bwd = pick_tiles(batch, dim, cpg, N, L, 1 if serial else K)
-    assert bwd.block_l % fwd.block_l == 0, (fwd, bwd)
+    serial = K > 1 and (merge is not None or u_shared or z_shared)
+    block_n = _pow2(N)
+    sequences = max(1, batch * dim * (1 if serial else K))
+    common = (batch, dim, total // G, L, hw, any(code & 2 for code in routes), sequences, block_n,
+              itemsize)
+    # the forward: 16-byte vectors, 4 states per thread (y's sum over the groups costs
+    # log2(groups) shuffles per 4 element-steps); the backward holds about twice the values per
+    # element: 8-byte vectors and 2 states per thread keep it within 128 registers
+    fwd = _tiles(*common, 16 // itemsize, 4)
+    bwd = _tiles(*common, max(1, 8 // itemsize), 2)
     packed = sum(code << (2 * k) for k, code in enumerate(routes))
-    rows = (None if any(code & 2 for code in routes)
-            else pick_row_tiles(dim, cpg, fwd.block_n, itemsize))
+    plan = Plan(batch, dim, K, N, L, G, packed, tuple(hw) or None, merge, u_shared, z_shared,
+                delta_softplus, serial, block_n, fwd, bwd)
     # the kernels index the buffers they write with 32-bit offsets
-    step, block_d = (rows.vector, rows.block_d) if rows else (fwd.block_l, bwd.block_d)
-    largest = max(batch * total * L, batch * total * -(-L // step) * fwd.block_n,
-                  batch * (total // block_d) * N * L)
+    largest = max(batch * total * L, batch * total * plan.slots(bwd) * block_n,
+                  batch * (total // bwd.block_d) * N * L)
     if largest >= 2**31:
         raise ValueError(f'selective_scan: (batch={batch}, channels={total}, L={L}, N={N}) needs '
                          f'buffers of {largest} elements, past the Triton kernels\' 32-bit '
                          f'offsets; split the batch')
-    return _Problem(batch, dim, K, N, L, G, packed, tuple(hw) or None, merge, u_shared, z_shared,
-                    delta_softplus, fwd, bwd, rows)
+    return plan
 
 
 def _inputs(u, delta, A, B, C, D, z, delta_bias):
@@ -166,11 +191,11 @@ def _inputs(u, delta, A, B, C, D, z, delta_bias):
             u if delta_bias is None else delta_bias.contiguous())
 
 
-def _fp32_scratch(final, accumulate):
-    """Where routes add up a shared result: ``final`` itself when it is fp32."""
-    if not accumulate or final.dtype == torch.float32:
-        return final
-    return torch.empty(final.shape, device=final.device, dtype=torch.float32)
+def _fp32(device, *shapes):
+    """fp32 scratch tensors of ``shapes``, views of one allocation."""
+    sizes = [math.prod(s) for s in shapes]
+    flat = torch.empty(sum(sizes), device=device, dtype=torch.float32)
+    return [part.view(s) for part, s in zip(flat.split(sizes), shapes)]
 
 
 def _on_device(u):
@@ -181,10 +206,10 @@ Tensor = torch.Tensor
 Opt = Optional[torch.Tensor]
 
 
-def _plan(u, delta, A, B, C, z, delta_softplus, routes, hw, merge):
-    return _problem(*delta.shape, A.shape[1], B.shape[1], u.shape[1],
-                    None if z is None else z.shape[1], delta_softplus, tuple(routes), tuple(hw),
-                    merge, u.element_size())
+def _plan(u, delta, A, B, z, delta_softplus, routes, hw, merge):
+    return plan_of(*delta.shape, A.shape[1], B.shape[1], u.shape[1],
+                   None if z is None else z.shape[1], delta_softplus, tuple(routes), tuple(hw),
+                   merge, u.element_size())
 
 
 # Custom ops with their autograd, so torch.compile traces a backbone through the scan without a
@@ -193,82 +218,66 @@ def _plan(u, delta, A, B, C, z, delta_softplus, routes, hw, merge):
 # an op returns tensors only, and none may alias another.
 def _fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Opt, z: Opt,
          delta_bias: Opt, delta_softplus: bool, routes: List[int], hw: List[int], merge: str,
-         out_dtype: torch.dtype, save_states: bool) -> Tuple[Tensor, Tensor, Tensor]:
-    """Output, last state and (with ``save_states``) the states the backward restarts from."""
-    p = _plan(u, delta, A, B, C, z, delta_softplus, routes, hw, merge)
-    batch, dim, total, L, N = p.batch, p.dim, p.total, p.L, p.N
-    device = u.device
-    out = torch.empty(batch, dim if p.merge else total, L, device=device, dtype=out_dtype)
-    acc = _fp32_scratch(out, p.merge is not None and p.K > 1)
-    last = torch.empty(batch, total, N, device=device, dtype=torch.float32)
-    # the tiles (or vectors) of a route, and a saved state at the start of each
-    n_slots = -(-L // p.save_every)
-    states = torch.empty(batch, total, n_slots if save_states else 0, p.fwd_tiles.block_n,
-                         device=device, dtype=torch.float32)
-    serial = p.merge is not None and p.K > 1
+         out_dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """Output and last state; nothing is kept for the backward but the inputs."""
+    p = _plan(u, delta, A, B, z, delta_softplus, routes, hw, merge)
+    batch, total, L, N = p.batch, p.total, p.L, p.N
+    out = torch.empty(batch, p.dim if p.merge else total, L, device=u.device, dtype=out_dtype)
+    last = torch.empty(batch, total, N, device=u.device, dtype=torch.float32)
+    accumulate = p.merge is not None and p.K > 1 and out_dtype != torch.float32
+    t = p.fwd
+    sums, acc = _fp32(u.device, (batch, total, p.sums_w(t), p.block_n),
+                      out.shape if accumulate else (0, ))
     scale = 1.0 / p.K if p.merge == 'mean' else 1.0
-    args = (*_inputs(u, delta, A, B, C, D, z, delta_bias), out, acc,
-            states if save_states else last, last, L, dim, total // p.G, N, n_slots, scale)
-    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                 SAVE_STATES=save_states)
     with _on_device(u):
-        if p.rows:
-            r = p.rows
-            wrap_triton(scan_fwd_rows_kernel)[(dim // r.block_d, batch, 1 if serial else p.K)](
-                *args, K=p.K, ROUTES=p.routes, SERIAL=serial, MERGED=p.merge is not None,
-                U_SHARED=p.u_shared, Z_SHARED=p.z_shared, SOFTPLUS=p.softplus,
-                EVEN_N=N == p.fwd_tiles.block_n, BLOCK_D=r.block_d, BLOCK_N=p.fwd_tiles.block_n,
-                G=r.groups, T=r.vector, num_warps=1, **flags)
-        else:
-            wrap_triton(scan_fwd_kernel)[p.grid(p.fwd_tiles, serial)](
-                *args, **p.constexprs(p.fwd_tiles, serial, LAST_STATE=True, **flags))
-    return out, last, states
+        wrap_triton(scan_fwd_kernel)[p.grid(t)](
+            *_inputs(u, delta, A, B, C, D, z, delta_bias), out, acc if accumulate else out, sums,
+            last, L, p.dim, total // p.G, N, p.sums_w(t), scale,
+            **p.constexprs(t, HAS_D=D is not None, HAS_Z=z is not None,
+                           HAS_BIAS=delta_bias is not None))
+    return out, last
 
 
 def _bwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Opt, z: Opt,
-         delta_bias: Opt, states: Tensor, dout: Tensor, dlast: Opt, delta_softplus: bool,
+         delta_bias: Opt, dout: Tensor, dlast: Opt, delta_softplus: bool,
          routes: List[int], hw: List[int], merge: str) -> List[Tensor]:
     """Gradients of u, delta, A, B, C, D, z, delta_bias (empty for an absent D, z, delta_bias)."""
-    p = _plan(u, delta, A, B, C, z, delta_softplus, routes, hw, merge)
+    p = _plan(u, delta, A, B, z, delta_softplus, routes, hw, merge)
     batch, dim, total, L, N = p.batch, p.dim, p.total, p.L, p.N
-    serial = (p.u_shared or p.z_shared) and p.K > 1
     du = torch.empty(u.shape, device=u.device, dtype=u.dtype)
-    du_acc = _fp32_scratch(du, p.u_shared and p.K > 1)
     ddelta = torch.empty(delta.shape, device=u.device, dtype=delta.dtype)
     dz = du.new_empty(0) if z is None else torch.empty(z.shape, device=u.device, dtype=z.dtype)
-    dz_acc = _fp32_scratch(dz, p.z_shared and p.K > 1)
-    f32 = dict(device=u.device, dtype=torch.float32)
-    tiles = p.bwd_tiles
-    n_parts = total // (p.rows.block_d if p.rows else tiles.block_d)
-    dB = torch.empty(batch, n_parts, N, L, **f32)
-    dC = torch.empty(batch, n_parts, N, L, **f32)
-    dA = torch.empty(batch, total, N, **f32)
-    dD = torch.empty(batch, total, **f32)
-    dbias = torch.empty(batch, total, **f32)
+    du_acc = p.u_shared and p.K > 1 and u.dtype != torch.float32
+    dz_acc = p.z_shared and p.K > 1 and z.dtype != torch.float32
+    t = p.bwd
+    n_parts = total // t.block_d
+    sums, states, dB, dC, dA, dD, dbias, du32, dz32 = _fp32(
+        u.device, (batch, total, p.sums_w(t), p.block_n), (batch, total, p.slots(t), p.block_n),
+        (batch, n_parts, N, L), (batch, n_parts, N, L), (batch, total, N), (batch, total),
+        (batch, total), du.shape if du_acc else (0, ), dz.shape if dz_acc else (0, ))
+    du_acc = du32 if du_acc else du
+    dz_acc = dz32 if dz_acc else (du_acc if z is None else dz)
     scale = 1.0 / p.K if p.merge == 'mean' else 1.0
-    args = (*_inputs(u, delta, A, B, C, D, z, delta_bias), states, dout, *dout.stride(),
-            dA if dlast is None else dlast, du, du_acc, ddelta, du if z is None else dz,
-            du_acc if z is None else dz_acc, dB, dC, dA, dD, dbias, L, dim, total // p.G, N)
-    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                 HAS_DLAST=dlast is not None)
     with _on_device(u):
-        if p.rows:
-            r = p.rows
-            wrap_triton(scan_bwd_rows_kernel)[(dim // r.block_d, batch, 1 if serial else p.K)](
-                *args, states.shape[2], scale, K=p.K, ROUTES=p.routes, SERIAL=serial,
-                MERGED=p.merge is not None, U_SHARED=p.u_shared, Z_SHARED=p.z_shared,
-                SOFTPLUS=p.softplus, EVEN_N=N == p.fwd_tiles.block_n, BLOCK_D=r.block_d,
-                BLOCK_N=p.fwd_tiles.block_n, G=r.groups, T=r.vector, num_warps=1, **flags)
-        else:
-            wrap_triton(scan_bwd_kernel)[p.grid(tiles, serial)](
-                *args, tiles.n_tiles(L), states.shape[2], tiles.block_l // p.save_every, scale,
-                **p.constexprs(tiles, serial, **flags))
-    # fixed-order sums of the per-block and per-batch partials
-    return [du, ddelta, dA.sum(0),
-            dB.view(batch, p.G, n_parts // p.G, N, L).sum(2).to(B.dtype),
-            dC.view(batch, p.G, n_parts // p.G, N, L).sum(2).to(C.dtype),
-            du.new_empty(0) if D is None else dD.sum(0), dz,
-            du.new_empty(0) if delta_bias is None else dbias.sum(0)]
+        wrap_triton(scan_bwd_kernel)[p.grid(t)](
+            *_inputs(u, delta, A, B, C, D, z, delta_bias), sums, states, dout, *dout.stride(),
+            dA if dlast is None else dlast, du, du_acc, ddelta, du if z is None else dz, dz_acc,
+            dB, dC, dA, dD, dbias, L, dim, total // p.G, N, p.sums_w(t), p.slots(t), scale,
+            **p.constexprs(t, HAS_D=D is not None, HAS_Z=z is not None,
+                           HAS_BIAS=delta_bias is not None, HAS_DLAST=dlast is not None))
+        # fixed-order sums of the per-block and per-batch partials
+        dB_sum = torch.empty(B.shape, device=u.device, dtype=B.dtype)
+        dC_sum = torch.empty(C.shape, device=u.device, dtype=C.dtype)
+        dA_sum = torch.empty(A.shape, device=u.device, dtype=torch.float32)
+        dD_sum = du.new_empty(0) if D is None else torch.empty_like(D)
+        dbias_sum = du.new_empty(0) if delta_bias is None else torch.empty_like(delta_bias)
+        OB, MB, IB = batch * p.G, n_parts // p.G, N * L
+        work = max(OB * IB, total * N)
+        wrap_triton(reduce_partials_kernel)[(-(-work // REDUCE_BLOCK), 5)](
+            dB, dB_sum, dC, dC_sum, dA, dA_sum, dD, dD_sum if D is not None else dD, dbias,
+            dbias_sum if delta_bias is not None else dbias, OB, MB, IB, batch, total, N,
+            HAS_D=D is not None, HAS_BIAS=delta_bias is not None, BLOCK=REDUCE_BLOCK)
+    return [du, ddelta, dA_sum, dB_sum, dC_sum, dD_sum, dz, dbias_sum]
 
 
 scan_triton_fwd = triton_op('mmssm::scan_triton_fwd', _fwd, mutates_args=())
@@ -276,16 +285,16 @@ scan_triton_bwd = triton_op('mmssm::scan_triton_bwd', _bwd, mutates_args=())
 
 
 def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(*inputs[:8], output[2])
+    ctx.save_for_backward(*inputs[:8])
     ctx.flags = inputs[8:12]
 
 
-def _backward(ctx, dout, dlast, dstates):
-    *saved, states = ctx.saved_tensors
-    grads = scan_triton_bwd(*saved, states, dout, dlast, *ctx.flags)
+def _backward(ctx, dout, dlast):
+    saved = ctx.saved_tensors
+    grads = scan_triton_bwd(*saved, dout, dlast, *ctx.flags)
     # D, z and delta_bias are optional: no gradient where they were absent
     return (*(None if t is None else g for t, g in zip(saved, grads)), None, None, None, None,
-            None, None)
+            None)
 
 
 scan_triton_fwd.register_autograd(_backward, setup_context=_setup_context)
@@ -302,10 +311,8 @@ def triton_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, r
                          f"ones; use backend='torch' (or 'auto') for them, or set "
                          f"TRITON_INTERPRET=1 before importing triton to run the kernels in "
                          f"Triton's (slow) interpreter")
-    save = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias))
-    out, last, _ = scan_triton_fwd(
+    out, last = scan_triton_fwd(
         u, delta, A, B if B.dim() == 4 else B.unsqueeze(1), C if C.dim() == 4 else C.unsqueeze(1),
         D, z, delta_bias, delta_softplus, [ROUTE_CODES[r] for r in paths.routes],
-        list(paths.hw or ()), paths.merge or '', out_dtype, save)
+        list(paths.hw or ()), paths.merge or '', out_dtype)
     return (out, last) if return_last_state else out

@@ -1,14 +1,12 @@
 """The Triton selective scan against the PyTorch oracle: outputs, last states and every gradient,
 for each scan path, dtype, B/C grouping and u sharing. Without a GPU the kernels run in Triton's
 interpreter (tests/conftest.py), which is slow, so the shapes stay small."""
-import math
 import os
 import subprocess
 import sys
 
 import pytest
 import torch
-import triton
 
 import mmssm_kernels.triton_scan as triton_scan
 from mmssm_kernels import ScanPaths, selective_scan, selective_scan_ref
@@ -76,22 +74,14 @@ def assert_matches(inputs, paths, dtype, oracle=selective_scan_ref, **kw):
 
 
 @pytest.fixture
-def small_tiles(monkeypatch):
-    """Forward tiles of 4 steps and 2 channels, backward tiles of 8 steps (two forward tiles)
-    and 4 channels, so that short sequences cross many tile boundaries, programs hold several
-    channels and the two kernels tile differently."""
-
-    def small(batch, dim, cpg, N, L, programs_per_block):
-        common = math.gcd(dim, cpg)
-        block_n = triton.next_power_of_2(N)
-        return (triton_scan.Tiles(min(common & -common, 2), block_n, 4, 4),
-                triton_scan.Tiles(min(common & -common, 4), block_n, 8, 4))
-
-    monkeypatch.setattr(triton_scan, 'pick_tiles', small)
-    # the tiles live in the cached problem description
-    triton_scan._problem.cache_clear()
+def few_chunks(monkeypatch):
+    """At most two chunks per route, so that a chunk's walk spans several vectors (short
+    sequences otherwise get a chunk per vector) while the carry fold still joins chunks."""
+    monkeypatch.setattr(triton_scan, 'MAX_CHUNKS', 2)
+    # the chunks live in the cached plan
+    triton_scan.plan_of.cache_clear()
     yield
-    triton_scan._problem.cache_clear()
+    triton_scan.plan_of.cache_clear()
 
 
 def grouping_kw(grouping, K):
@@ -110,7 +100,7 @@ CASES = [(name, grouping, shared) for name in PATHS for grouping in ('3d', 'G=K'
 
 
 @pytest.mark.parametrize('name,grouping,shared', CASES)
-def test_paths_groupings_fp32(small_tiles, name, grouping, shared):
+def test_paths_groupings_fp32(few_chunks, name, grouping, shared):
     paths, (H, W) = PATHS[name]
     K = paths.num_routes
     inputs = make_inputs(K=K, L=H * W, shared_u=shared, **grouping_kw(grouping, K), **size_kw(K))
@@ -119,14 +109,14 @@ def test_paths_groupings_fp32(small_tiles, name, grouping, shared):
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize('name', list(PATHS))
-def test_paths_half(small_tiles, name, dtype):
+def test_paths_half(few_chunks, name, dtype):
     paths, (H, W) = PATHS[name]
     K = paths.num_routes
     inputs = make_inputs(K=K, L=H * W, G=K, shared_u=K == 4, dtype=dtype, **size_kw(K))
     assert_matches(inputs, paths, dtype)
 
 
-def test_fp32_output_from_half_inputs(small_tiles):
+def test_fp32_output_from_half_inputs(few_chunks):
     """VMamba's call: bf16 inputs, shared u, merged cross-scan, fp32 output."""
     paths = ScanPaths.cross2d((4, 3))
     inputs = make_inputs(K=4, dim=2, N=1, L=12, G=4, shared_u=True, z=False,
@@ -137,7 +127,7 @@ def test_fp32_output_from_half_inputs(small_tiles):
 @pytest.mark.parametrize('z,D,bias,softplus', [(False, False, False, False),
                                                (True, False, True, False),
                                                (False, True, False, True)])
-def test_optional_arguments(small_tiles, z, D, bias, softplus):
+def test_optional_arguments(few_chunks, z, D, bias, softplus):
     inputs = make_inputs(L=13, z=z, D=D, bias=bias)
     out, last, grads = run(selective_scan, inputs, backend='triton', delta_softplus=softplus)
     ref_out, ref_last, ref_grads = run(selective_scan_ref, inputs, delta_softplus=softplus)
@@ -159,7 +149,7 @@ def test_return_last_state():
     torch.testing.assert_close(last, ref_last, rtol=6e-4, atol=2e-3)
 
 
-def test_strided_inputs(small_tiles):
+def test_strided_inputs(few_chunks):
     """Channels-last u/z/delta and B/C sliced out of a wider tensor are read in place."""
     inputs = make_inputs(K=4, L=15, G=4, shared_u=True, **size_kw(4))
     for name in ('u', 'z', 'delta'):
@@ -185,25 +175,22 @@ def test_deterministic():
 @pytest.mark.parametrize('paths,L', [(ScanPaths.bidirectional(), 97),
                                      (ScanPaths.cross2d((45, 47)), 45 * 47)])
 def test_long_sequence(paths, L):
-    """More than one default tile (row routes: vector) per route, odd lengths. The row kernels
-    run one interpreted loop iteration per vector of 4 fp32 tokens: a shorter sequence."""
+    """Many chunks per route (hundreds of column chunks), odd lengths, a partial last chunk."""
     inputs = make_inputs(batch=1, K=paths.num_routes, dim=1, N=1, L=L, G=1, shared_u=True)
     assert_matches(inputs, paths, torch.float32)
 
 
 @pytest.mark.parametrize('paths', [ScanPaths.forward(), ScanPaths(('col', ), hw=(3, 21847))])
 def test_very_long_sequence(paths):
-    """L > 65536, against the (oracle-tested) chunked PyTorch scan: the oracle's token loop would
-    take minutes. On the CPU only the forward, and the row routes' kernel (one interpreted loop
-    iteration per 16 bytes of tokens) only on a GPU: the interpreter needs ~7 s per pass of the
-    tile kernel here (the backwards are checked over thousands of steps above)."""
+    """L > 65536 (chunks of dozens of vectors, over a thousand of them), against the
+    (oracle-tested) PyTorch scan: the oracle's token loop would take minutes. On the CPU only the
+    forward, ~10 s per route in the interpreter (the backwards are checked over thousands of steps
+    above)."""
     inputs = make_inputs(batch=1, dim=1, N=1, L=65541, z=False)
     if DEVICE == 'cuda':
         assert_matches(inputs, paths, torch.float32,
                        oracle=lambda **kw: selective_scan(**kw, backend='torch'))
         return
-    if not paths.needs_hw:
-        pytest.skip('the row kernel takes minutes in the interpreter at this length')
     kw = dict(delta_softplus=True, return_last_state=True, paths=paths)
     out, last = selective_scan(**inputs, backend='triton', **kw)
     ref_out, ref_last = selective_scan(**inputs, backend='torch', **kw)
@@ -227,7 +214,7 @@ def test_bad_arguments(change, error):
 
 def test_too_large_for_32_bit_offsets():
     with pytest.raises(ValueError, match='32-bit'):
-        triton_scan._problem(64, 1024, 2**16, 16, 1, 1024, None, True, (0, ), (), '', 2)
+        triton_scan.plan_of(64, 1024, 2**16, 16, 1, 1024, None, True, (0, ), (), '', 2)
 
 
 def test_bad_grid():

@@ -236,7 +236,8 @@ def placeholders(s: Shape):
 #: events that launch no kernel themselves (allocations, views, containers): their children count
 NO_KERNEL = re.compile(r'aten::(empty|empty_strided|empty_like|new_empty|view|_unsafe_view|'
                        r'reshape|unsqueeze|squeeze|as_strided|expand|transpose|permute|select|'
-                       r'slice|detach|alias|to|contiguous|lift_fresh)$|^(?!aten::)')
+                       r'slice|split|split_with_sizes|detach|alias|to|contiguous|'
+                       r'lift_fresh)$|^(?!aten::)')
 
 
 def torch_launches(events):
@@ -258,58 +259,126 @@ def codegen_reports(s: Shape):
     from torch.profiler import ProfilerActivity, profile
 
     from mmssm_kernels import codegen, triton_scan
-    from mmssm_kernels.triton_fwd import ROUTE_CODES
+    from mmssm_kernels.paths import ROUTE_CODES
     x = placeholders(s)
     paths = s.paths()
-    flags = (True, [ROUTE_CODES[r] for r in paths.routes], list(paths.hw or ()),
-             paths.merge or '')
+    codes = [ROUTE_CODES[r] for r in paths.routes]
+    flags = (True, codes, list(paths.hw or ()), paths.merge or '')
     args = [x[k] for k in ('u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias')]
     out_dtype = torch.float32 if s.out_fp32 else DTYPES[s.dtype]
-    kernels = (triton_scan.scan_fwd_kernel, triton_scan.scan_fwd_rows_kernel,
-               triton_scan.scan_bwd_kernel, triton_scan.scan_bwd_rows_kernel)
+    plan = triton_scan._plan(x['u'], x['delta'], x['A'], x['B'], x['z'], *flags)
     rows = []
-    for direction in ('fwd', 'bwd'):
-        with codegen.compiled_launches(*kernels) as launches, \
+    for direction, walks, tiles in (('fwd', 2, plan.fwd), ('bwd', 3, plan.bwd)):
+        # element-steps one iteration of a route's walk covers in a program
+        per_iteration = [tiles.block_d * s.d_state * (tiles.cols.rc if code & 2
+                                                      else tiles.rows.rc * tiles.rows.vec)
+                         for code in codes]
+        with codegen.compiled_launches(triton_scan.scan_fwd_kernel, triton_scan.scan_bwd_kernel,
+                                       triton_scan.reduce_partials_kernel) as launches, \
                 profile(activities=[ProfilerActivity.CPU]) as prof:
             if direction == 'fwd':
-                out, _, states = triton_scan.scan_triton_fwd(*args, *flags, out_dtype, True)
+                out, _ = triton_scan.scan_triton_fwd(*args, *flags, out_dtype)
             else:
-                triton_scan.scan_triton_bwd(*args, states, torch.empty_like(out), None, *flags)
+                triton_scan.scan_triton_bwd(*args, torch.empty_like(out), None, *flags)
         n_launches = len(launches) + torch_launches(prof.events())
         for launch in launches:
-            c = launch.constexprs
-            # a loop iteration: all states of BLOCK_D channels over one tile or vector of steps
-            steps = c['BLOCK_D'] * s.d_state * c.get('BLOCK_L', c.get('T'))
-            rows.append((direction, codegen.analyse(launch, steps), n_launches))
+            scan = launch.kernel != 'reduce_partials_kernel'
+            walk_elements = [e for e in per_iteration for _ in range(walks)] if scan else None
+            report = codegen.analyse(launch, walk_elements)
+            est = estimate_us(launch, report, s, plan, tiles, codes, direction, scan)
+            rows.append((direction if scan else 'sum', report, n_launches, est))
     return rows
 
 
-#: registers a kernel may use (a regression bound): a forward at 160 still keeps 12 one-warp
-#: programs on an SM; a backward must not spill
-REG_BUDGET = {'fwd': 160, 'bwd': 255}
+def estimate_us(launch, report, s: Shape, plan, tiles, codes, direction, scan):
+    """The perf model's H100 estimate (../shared/perf-model, MMSSM_PERF_MODEL): (low, mid,
+    high, dominant term), or None where the model is not at hand. An estimate, not a timing."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = [f for f in (os.environ.get('MMSSM_PERF_MODEL', ''),
+                         os.path.join(root, '..', 'shared', 'perf-model'),
+                         os.path.join(root, '..', '..', 'shared', 'perf-model'))
+             if f and os.path.exists(os.path.join(f, 'estimate.py'))]
+    if not found:
+        return None
+    folder = found[0]
+    sys.path.insert(0, folder)
+    import estimate as model
+    cubin = launch.compiled.asm['cubin']
+    ins = model._instructions(model.sass_of(cubin))
+    loops = model._outer_loops(ins)
+    walking = [any(model._kind(text) == 'MUFU' for _, text in ins[a:b + 1]) for a, b in loops]
+    if scan:
+        # per route in code order: its walks (trip: walk iterations of a chunk) and its folds
+        # (within a segment, then over the segments; the backward folds both ways)
+        walk_trips = [(tiles.cols if code & 2 else tiles.rows) for code in codes]
+        walks = iter(c.cl // c.vec for c in walk_trips for _ in range(2 if direction == 'fwd'
+                                                                          else 3))
+        folds = iter(t for c in walk_trips
+                     for t in ((c.ss, c.rc // c.ss) if direction == 'fwd'
+                               else (c.ss, c.ss, c.rc // c.ss, c.rc // c.ss)))
+        trips = [next(walks) if w else next(folds, 1) for w in walking]
+    else:
+        trips = [plan.batch] * len(loops)  # the sums run over the batch or the channel blocks
+    item = torch.tensor([], dtype=DTYPES[s.dtype]).element_size()
+    K = len(codes)
+    u_ch = s.dim if s.shared_u else K * s.dim
+    tokens = s.batch * s.seqlen
+    groups = s.groups or 1
+    inputs = tokens * item * (u_ch * (2 if s.z else 1) + K * s.dim + 2 * groups * s.d_state)
+    out = tokens * (4 if s.out_fp32 else item) * (s.dim if plan.merge else K * s.dim)
+    parts = K * s.dim // tiles.block_d
+    if not scan:
+        hbm = 2 * 4 * tokens * parts * s.d_state
+    elif direction == 'fwd':
+        hbm = inputs + out
+    else:  # + gradients, the fp32 partials of dB and dC, the entry states written and read
+        hbm = (2 * inputs + out + 2 * 4 * tokens * parts * s.d_state
+               + 2 * 4 * s.batch * K * s.dim * plan.slots(tiles) * plan.block_n)
+    e = model.estimate(cubin, launch.grid, report.num_warps, report.per_sm, trips, hbm)
+    return e['low_us'], e['mid_us'], e['high_us'], max(e['terms'], key=e['terms'].get)
 
 
-def print_codegen(shapes, check):
+#: registers a kernel may use: 128 keeps 16 warps on an SM (triton_scan.MAX_REGISTERS)
+REG_BUDGET = 128
+#: the issue's gates: resident warps per scheduler (on the full-size shapes), launches per call
+MIN_WARPS_PER_SCHEDULER = 4
+MAX_LAUNCHES = 2
+
+
+def print_codegen(shapes, check, full_size):
     import triton
 
     from mmssm_kernels.codegen import SMS
     head = (f'{"shape":22} {"kernel":4} {"programs":>8} {"warps":>5} {"regs":>4} {"spill_B":>7} '
-            f'{"smem":>6} {"per_SM":>6} {"waves":>5} {"SHFL/e":>6} {"MUFU/e":>6} '
-            f'{"v-loads":>7} {"t-lanes":>7} {"rev":>3} {"launches":>8}')
+            f'{"smem":>6} {"per_SM":>6} {"w/sched":>7} {"SHFL/e":>6} {"MUFU/e":>6} '
+            f'{"v-loads":>7} {"t-lanes":>7} {"rev":>3} {"launches":>8}  {"est_us"}')
     print(f'sm_90 code generation (triton {triton.__version__}, {SMS} SMs); SHFL, MUFU per '
-          f'element-step inside loops; t-lanes: threads a scan spans along time')
+          f'element-step of the call (all walks through the tokens); w/sched: warps resident per '
+          f'scheduler; t-lanes: threads a scan spans along time; est_us: ../shared/perf-model\'s '
+          f'H100 ESTIMATE mid[low-high] and its dominant term (not a measurement)')
     print(head)
     print('-' * len(head))
     failures = []
     for s in shapes:
-        for direction, r, n_launches in codegen_reports(s):
+        for direction, r, n_launches, est in codegen_reports(s):
+            est = f'{est[1]:.0f}[{est[0]:.0f}-{est[2]:.0f}]{est[3]}' if est else '-'
             print(f'{s.name:22} {direction:4} {r.programs:8d} {r.num_warps:5d} {r.regs:4d} '
-                  f'{r.spill_bytes:7d} {r.smem:6d} {r.per_sm:6d} {r.waves:5.2f} {r.shfl:6.2f} '
-                  f'{r.mufu:6.2f} {r.vec_loads:>7} {r.scan_lanes:7d} {r.reverse_scans:3d} '
-                  f'{n_launches:8d}')
-            if r.spill_bytes or r.regs > REG_BUDGET[direction]:
-                failures.append(f'{s.name} {direction}: {r.regs} registers (budget '
-                                f'{REG_BUDGET[direction]}), {r.spill_bytes} bytes spilled')
+                  f'{r.spill_bytes:7d} {r.smem:6d} {r.per_sm:6d} {r.warps_per_scheduler:7.2f} '
+                  f'{r.shfl:6.2f} {r.mufu:6.2f} {r.vec_loads:>7} {r.scan_lanes:7d} '
+                  f'{r.reverse_scans:3d} {n_launches:8d}  {est}')
+            where = f'{s.name} {direction} {r.kernel}'
+            if r.spill_bytes or r.regs > REG_BUDGET:
+                failures.append(f'{where}: {r.regs} registers (budget {REG_BUDGET}), '
+                                f'{r.spill_bytes} bytes spilled')
+            if r.scan_lanes > 1 or r.reverse_scans:
+                failures.append(f'{where}: a scan spans {r.scan_lanes} threads along time, '
+                                f'{r.reverse_scans} reverse scans')
+            if n_launches > MAX_LAUNCHES:
+                failures.append(f'{where}: {n_launches} launches per call (at most '
+                                f'{MAX_LAUNCHES})')
+            if full_size and r.warps_per_scheduler < MIN_WARPS_PER_SCHEDULER:
+                failures.append(f'{where}: {r.warps_per_scheduler:.2f} warps per scheduler (at '
+                                f'least {MIN_WARPS_PER_SCHEDULER})')
     if check and failures:
         sys.exit('codegen gates failed:\n  ' + '\n  '.join(failures))
 
@@ -356,7 +425,7 @@ def main():
     else:
         shapes = SMALL_SHAPES if args.small else ISSUE_SHAPES
     if args.codegen:
-        print_codegen(shapes, args.check)
+        print_codegen(shapes, args.check, not args.small)
         return
     copy_gbs = copy_bandwidth(args.warmup, args.runs)
     print(f'{torch.cuda.get_device_name()}: device copy {copy_gbs:.0f} GB/s; median of '
