@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import torch
 
-from .paths import ScanPaths
+from .paths import ROUTE_CODES, ScanPaths
 
 BACKENDS = ('auto', 'triton', 'torch')  # 'auto': Triton for CUDA tensors, PyTorch for the others
 HALF_OR_FLOAT = (torch.float32, torch.float16, torch.bfloat16)
@@ -85,12 +85,13 @@ def selective_scan_fwd(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     name = _checked_backend(u, delta, A, B, C, D, z, delta_bias, paths, out_dtype, backend)
     out_dtype = out_dtype or u.dtype
     if name == 'triton':
-        from .triton_fwd import ROUTE_CODES
         from .triton_scan import scan_triton_fwd
-        out, _, states = scan_triton_fwd(
+        # the kernels keep no states: their backward recomputes them chunk by chunk
+        out, _ = scan_triton_fwd(
             u, delta, A, B, C, D, z, delta_bias, delta_softplus,
             [ROUTE_CODES[r] for r in paths.routes], list(paths.hw or ()), paths.merge or '',
-            out_dtype, True)
+            out_dtype)
+        states = u.new_empty(0, dtype=torch.float32)
     else:
         from .torch_scan import op_args, scan_torch_fwd
         out, _, states = scan_torch_fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
@@ -103,9 +104,8 @@ def selective_scan_bwd(record: ScanRecord, u, delta, A, B, C, D, z, delta_bias, 
     forward :func:`selective_scan_fwd` ran with these inputs."""
     paths = record.paths
     if record.backend == 'triton':
-        from .triton_fwd import ROUTE_CODES
         from .triton_scan import scan_triton_bwd
-        grads = scan_triton_bwd(u, delta, A, B, C, D, z, delta_bias, states, dout, None,
+        grads = scan_triton_bwd(u, delta, A, B, C, D, z, delta_bias, dout, None,
                                 record.delta_softplus, [ROUTE_CODES[r] for r in paths.routes],
                                 list(paths.hw or ()), paths.merge or '')
     else:

@@ -50,10 +50,14 @@ def outputs_and_grads(fn, leaf, mixer):
     return out, grads
 
 
+@pytest.mark.parametrize('backend', ['torch', 'triton'])
 @pytest.mark.parametrize('family', list(FAMILIES))
-def test_fused_mixer_equals_unfused_oracle(family):
+def test_fused_mixer_equals_unfused_oracle(family, backend):
+    """On both scan paths (Triton in its interpreter on the CPU): the Triton kernels keep no
+    states, the PyTorch path its chunk-end states."""
     torch.manual_seed(0)
     mixer, leaf, pre, z, paths, out_dtype, front_args = FAMILIES[family]()
+    mixer.scan_backend = backend
     fused = outputs_and_grads(lambda: mixer.mix(pre, paths, z, out_dtype, front_args), leaf,
                               mixer)
     ref = outputs_and_grads(
