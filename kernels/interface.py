@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 
+from .export_scan import export_selective_scan, is_exporting
 from .paths import ScanPaths
 from .reference import route_scan, scan_core_torch
 
@@ -60,9 +61,15 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     """
     if not isinstance(paths, ScanPaths):
         raise TypeError(f'paths must be a kernels ScanPaths, got {type(paths).__name__}')
-    # torch.compile checks once while it traces (it guards on the shapes)
-    check = _check if torch.compiler.is_compiling() else _cached_check
+    exporting = is_exporting()
+    # torch.compile and the exporters check once while they trace (they guard on the shapes,
+    # which may be symbolic and then cannot be cached)
+    check = _check if exporting or torch.compiler.is_compiling() else _cached_check
     check(*map(_spec, (u, delta, A, B, C, D, z, delta_bias)), paths, out_dtype)
+    if exporting:
+        # an exported file must hold standard operators, not the custom ops or Triton kernels
+        return export_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                     return_last_state, paths, out_dtype or u.dtype)
     name = backend or _backend
     _check_backend(name)
     if name == 'auto':
