@@ -8,6 +8,7 @@ ONNX ``Scan``: the file needs nothing but an ONNX runtime.
     python tools/deployment/pytorch2onnx.py CONFIG CKPT --shape 512 512 --dynamic --out model.onnx
 """
 import argparse
+import statistics
 import sys
 import time
 
@@ -32,6 +33,9 @@ def parse_args():
     parser.add_argument('--out', required=True, help='the .onnx file to write')
     parser.add_argument('--no-verify', dest='verify', action='store_false',
                         help='skip the ONNX Runtime vs PyTorch check')
+    parser.add_argument('--benchmark', type=int, default=0, metavar='RUNS',
+                        help='then time ONNX Runtime and PyTorch on the CPU at the export size, '
+                        'batch 1, RUNS times each after a warm-up, and print the medians')
     add_trust_option(parser)
     return parser.parse_args()
 
@@ -55,6 +59,24 @@ def verify(module, path, shape, dynamic, segmentation):
     return worst
 
 
+def benchmark(module, path, shape, runs):
+    session = ort_session(path)
+    image = example_image(1, shape)
+    feeds = {session.get_inputs()[0].name: image.numpy()}
+    times = {}
+    for name, run in (('PyTorch', lambda: module(image)),
+                      ('ONNX Runtime', lambda: session.run(None, feeds))):
+        run()  # warm-up
+        times[name] = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    print(f'benchmark 1x3x{shape[0]}x{shape[1]}, {torch.get_num_threads()} threads, median of '
+          f'{runs}: ' + ', '.join(f'{name} {statistics.median(t):.3f} s'
+                                  for name, t in times.items()))
+
+
 def main():
     args = parse_args()
     try:
@@ -72,6 +94,8 @@ def main():
           f', outputs {", ".join(outputs)}) in {time.time() - start:.0f} s')
     if args.verify:
         verify(module, args.out, args.shape, args.dynamic, cfg.default_scope == 'mmseg')
+    if args.benchmark:
+        benchmark(module, args.out, args.shape, args.benchmark)
 
 
 if __name__ == '__main__':

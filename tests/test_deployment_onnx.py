@@ -1,0 +1,189 @@
+"""tools/deployment: each family's segmentor and a detector's backbone + neck exported to ONNX and
+run in ONNX Runtime against PyTorch (tiny demo models, random weights, small images, CPU); the
+painted inference tool against mmseg's own inference; the bad inputs refused before anything is
+written."""
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip('onnx', reason='deployment needs onnx (requirements.txt)')
+ort = pytest.importorskip('onnxruntime', reason='deployment needs onnxruntime (requirements.txt)')
+
+from mmssm.deployment.export import build_model, example_image, exportable, load_config  # noqa: E402
+from tools.deployment import onnx_inference, pytorch2onnx  # noqa: E402
+
+DEMOS = Path(__file__).resolve().parents[1] / 'configs/demo'
+SEGMENTORS = {
+    'vim': DEMOS / 'upernet_vim-demo_synthetic-ade20k.py',
+    'vmamba': DEMOS / 'upernet_vmamba-demo_synthetic-ade20k.py',
+    'mambavision': DEMOS / 'upernet_mambavision-demo_synthetic-ade20k.py',
+}
+DETECTOR = DEMOS / 'mask-rcnn_vmamba-demo_synthetic-coco.py'
+# the export size, then two others: a multiple of 32, and one that is a multiple of neither
+# Vim's 16-pixel patches nor MambaVision's 8-token windows (their stage maps get padded)
+SIZES = [(96, 128), (64, 64), (80, 100)]
+
+
+def random_checkpoint(config, tmp_path):
+    """A checkpoint of the config's model with its random initial weights."""
+    from mmengine.registry import MODELS, init_default_scope
+    cfg = load_config(str(config))
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    path = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict()}, path)
+    return path
+
+
+def export_cli(monkeypatch, capsys, *argv):
+    """pytorch2onnx.py run in this process (no new interpreter to import mmseg/mmdet); returns
+    its output, and the exit message if it stopped."""
+    monkeypatch.setattr(sys, 'argv', ['pytorch2onnx.py', *map(str, argv)])
+    try:
+        pytorch2onnx.main()
+        stopped = None
+    except SystemExit as stop:
+        stopped = str(stop.code)
+    return capsys.readouterr().out, stopped
+
+
+def check_against_pytorch(config, checkpoint, path, sizes, segmentation):
+    """The file in ONNX Runtime vs the PyTorch model at each (batch, size)."""
+    cfg = load_config(str(config))
+    module, _ = exportable(cfg, build_model(cfg, str(checkpoint)))
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    for seed, (batch, size) in enumerate(sizes):
+        image = example_image(batch, size, seed=seed)
+        with torch.no_grad():
+            expected = module(image)
+        expected = [expected] if torch.is_tensor(expected) else list(expected)
+        got = session.run(None, {'image': image.numpy()})
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected):
+            assert g.shape == tuple(e.shape)
+            # fp32 outputs of order 1: the scan's sums in another order
+            np.testing.assert_allclose(g, e.numpy(), atol=1e-4, rtol=0, err_msg=f'{size}')
+        if segmentation:
+            assert g.shape[-2:] == size
+            agree = (got[0].argmax(1) == expected[0].argmax(1).numpy()).mean()
+            assert agree >= 0.999, f'{size}: {agree:.5f} of the pixels agree'
+
+
+@pytest.fixture(scope='module')
+def vim_export(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('vim')
+    checkpoint = random_checkpoint(SEGMENTORS['vim'], tmp)
+    out = tmp / 'vim.onnx'
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(sys, 'argv', ['pytorch2onnx.py', str(SEGMENTORS['vim']),
+                                          str(checkpoint), '--shape', *map(str, SIZES[0]),
+                                          '--dynamic', '--out', str(out)])
+        pytorch2onnx.main()
+    return checkpoint, out
+
+
+@pytest.mark.parametrize('family', ['vmamba', 'mambavision'])
+def test_dynamic_segmentor_matches_pytorch(family, tmp_path, monkeypatch, capsys):
+    config = SEGMENTORS[family]
+    checkpoint = random_checkpoint(config, tmp_path)
+    out = tmp_path / 'model.onnx'
+    printed, stopped = export_cli(monkeypatch, capsys, config, checkpoint, '--shape', *SIZES[0],
+                                  '--dynamic', '--out', out)
+    assert stopped is None and out.is_file(), printed
+    # the tool's own check, at the three sizes
+    agreed = re.findall(r'pixels whose class agrees: ([\d.]+)%', printed)
+    assert len(agreed) == 3 and all(float(a) >= 99.9 for a in agreed), printed
+    check_against_pytorch(config, checkpoint, out, [(2, SIZES[1]), (1, SIZES[2])], True)
+
+
+def test_vim_segmentor_dynamic_file(vim_export):
+    checkpoint, out = vim_export
+    model = onnx.load(str(out))
+    # the scan is standard ONNX: no operator from another domain, and Scan ops inside the graph
+    domains = {n.domain for n in model.graph.node} | {o.domain for o in model.opset_import}
+    assert domains <= {'', 'ai.onnx'}, domains
+    assert 'Scan' in {n.op_type for n in _all_nodes(model.graph)}
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3])), dims
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta['mmssm.task'] == 'segmentation' and len(json.loads(meta['mmssm.classes'])) == 150
+    check_against_pytorch(SEGMENTORS['vim'], checkpoint, out,
+                          [(1, SIZES[0]), (2, SIZES[1]), (1, SIZES[2])], True)
+
+
+def _all_nodes(graph):
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.g.node:
+                yield from _all_nodes(attr.g)
+
+
+def test_detector_backbone_and_neck_static(tmp_path, monkeypatch, capsys):
+    checkpoint = random_checkpoint(DETECTOR, tmp_path)
+    out = tmp_path / 'det.onnx'
+    printed, stopped = export_cli(monkeypatch, capsys, DETECTOR, checkpoint, '--shape', 96, 128,
+                                  '--out', out)
+    assert stopped is None, printed
+    assert re.search(r'outputs feat0, feat1, feat2, feat3, feat4', printed), printed
+    check_against_pytorch(DETECTOR, checkpoint, out, [(1, (96, 128))], False)
+
+
+def test_onnx_inference_paints_what_mmseg_predicts(vim_export, tmp_path, monkeypatch, capsys):
+    """The inference tool's label maps equal mmseg's inference_model on the PyTorch model (the
+    images are at the config's test scale, and one is not a multiple of 32)."""
+    import mmcv
+    from mmseg.apis import inference_model
+    checkpoint, out = vim_export
+    rng = np.random.default_rng(0)
+    images = []
+    for i, (h, w) in enumerate([(128, 128), (96, 100)]):
+        ys, xs = np.mgrid[0:h, 0:w]
+        image = (np.stack([xs * 2, ys * 2, (xs + ys)], -1) % 256 + rng.integers(0, 30, (h, w, 3)))
+        images.append(str(tmp_path / f'img{i}.png'))
+        mmcv.imwrite(image.clip(0, 255).astype(np.uint8), images[-1])
+    monkeypatch.setattr(sys, 'argv', ['onnx_inference.py', str(out), *images,
+                                      '--out-dir', str(tmp_path / 'out')])
+    onnx_inference.main()
+    cfg = load_config(str(SEGMENTORS['vim']))
+    model = build_model(cfg, str(checkpoint))
+    model.cfg = cfg
+    for path in images:
+        stem = Path(path).stem
+        painted = mmcv.imread(str(tmp_path / 'out/vis' / Path(path).name))
+        assert painted.shape == mmcv.imread(path).shape
+        pred = mmcv.imread(str(tmp_path / f'out/pred/{stem}_pred.png'), flag='unchanged')
+        expected = inference_model(model, path).pred_sem_seg.data[0].numpy()
+        assert (pred == expected).mean() >= 0.999
+
+
+@pytest.mark.parametrize('case', ['config', 'checkpoint', 'opset', 'shape'])
+def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
+    config, shape, opset = SEGMENTORS['vim'], ('64', '64'), '18'
+    checkpoint = tmp_path / 'other.pth'
+    if case == 'checkpoint':  # another family's model
+        checkpoint = random_checkpoint(SEGMENTORS['vmamba'], tmp_path)
+    if case == 'config':
+        config = tmp_path / 'missing.py'
+    if case == 'opset':
+        opset = '11'
+    if case == 'shape':
+        shape = ('16', '64')
+    out = tmp_path / 'model.onnx'
+    _, stopped = export_cli(monkeypatch, capsys, config, checkpoint, '--shape', *shape,
+                            '--opset', opset, '--out', out)
+    assert stopped is not None and stopped.startswith('error: ') and '\n' not in stopped
+    expected = {'config': 'config file not found', 'checkpoint': 'does not fit this EncoderDecoder',
+                'opset': '--opset 11 is too old', 'shape': "below the model's minimum 32x32"}
+    assert expected[case] in stopped, stopped
+    if case == 'checkpoint':
+        assert 'missing keys' in stopped and 'unexpected keys' in stopped
+    assert list(tmp_path.glob('*.onnx*')) == []
