@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mmssm.checkpoints import describe_fit, read_checkpoint
-from .models import DetectorFeatures, SegmentorLogits
+from .models import DetectorFeatures, SegmentorLogits, averaging_pools
 
 #: the dynamo exporter writes opset 18 and converts down to no older one (LayerNormalization is
 #: opset 17, the Resize modes and reductions the heads use are 18's)
@@ -117,7 +117,7 @@ def export(module, output_names, shape, out, opset, dynamic, meta):
     if dynamic:
         dyn = torch.export.Dim.DYNAMIC
         dims = ({0: dyn, 2: dyn, 3: dyn}, )
-    with torch.no_grad():
+    with torch.no_grad(), averaging_pools(module):
         program = torch.onnx.export(module, (image, ), dynamo=True, opset_version=opset,
                                     input_names=['image'], output_names=output_names,
                                     dynamic_shapes=dims, optimize=True, verbose=False)

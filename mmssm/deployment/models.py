@@ -4,6 +4,8 @@ Both take the image as mmcv loads it (batch, 3, H, W), float32 BGR in 0..255, an
 preprocessor's work inside the graph (channel order, mean/std, padding to the size divisor), so
 that the exported file needs nothing from OpenMMLab to run.
 """
+from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -59,8 +61,10 @@ class SegmentorLogits(nn.Module):
         x = self.normalizer(image)
         # a torch.Size img_shape makes the decode head resize to it (mmseg's slide-mode rule),
         # which is the padded input here as in whole mode
-        metas = [dict(img_shape=x.shape[2:], pad_shape=x.shape[2:], ori_shape=(H, W))]
-        logits = self.segmentor.encode_decode(x, metas * image.shape[0])
+        # (the decode head reads the first image's meta only: one meta for the batch, so that
+        # the batch size stays symbolic)
+        meta = dict(img_shape=x.shape[2:], pad_shape=x.shape[2:], ori_shape=(H, W))
+        logits = self.segmentor.encode_decode(x, [meta])
         # mmseg's postprocess_result: padding cropped, then resized to the original shape, which
         # is this one
         return logits[:, :, :H, :W]
@@ -77,3 +81,44 @@ class DetectorFeatures(nn.Module):
 
     def forward(self, image):
         return tuple(self.detector.extract_feat(self.normalizer(image)))
+
+
+class AveragingPool2d(nn.Module):
+    """``nn.AdaptiveAvgPool2d`` as two averaging matrices built from the input's size (pooled =
+    A_h x A_w^T): exporters write adaptive pooling with index tables fixed at the traced size
+    (UPerHead's pyramid pooling then fails at other sizes), these export with a symbolic one."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = ((output_size, output_size) if isinstance(output_size, int)
+                            else tuple(output_size))
+
+    def forward(self, x):
+        H, W = x.shape[-2:]
+        oh, ow = (size or full for size, full in zip(self.output_size, (H, W)))
+        return torch.einsum('oh,nchw,pw->ncop', _averaging(oh, H, x), x, _averaging(ow, W, x))
+
+
+def _averaging(out, size, like):
+    """(out, size): row i averages cells floor(i*size/out) .. ceil((i+1)*size/out) - 1, as
+    adaptive pooling does."""
+    i = torch.arange(out, device=like.device)[:, None]
+    j = torch.arange(size, device=like.device)[None]
+    cells = ((j >= i * size // out) & (j < ((i + 1) * size + out - 1) // out)).to(like.dtype)
+    return cells / cells.sum(1, keepdim=True)
+
+
+@contextmanager
+def averaging_pools(module):
+    """While exporting: every nn.AdaptiveAvgPool2d of ``module`` replaced by an AveragingPool2d
+    (the same averages, summed in another order)."""
+    swapped = [(parent, name, child) for parent in module.modules()
+               for name, child in parent.named_children()
+               if isinstance(child, nn.AdaptiveAvgPool2d)]
+    for parent, name, child in swapped:
+        setattr(parent, name, AveragingPool2d(child.output_size))
+    try:
+        yield
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
