@@ -16,7 +16,7 @@ N=1), with 10x the rounding error (README, Deployment).
 Forward only (no autograd): exporting is for inference.
 """
 import torch
-from torch._higher_order_ops.scan import scan
+from torch._higher_order_ops.scan import scan_op
 
 from .reference import _dt, route_scan
 
@@ -36,19 +36,23 @@ def scan_core_export(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     C_t = C.float().permute(3, 0, 1, 2).unsqueeze(3)
     A_g = A.float().reshape(G, Dt // G, N)
 
-    def step(h, inputs):
-        dt_s, x_s, B_s, C_s = inputs
-        h = torch.exp(dt_s[..., None] * A_g) * h + x_s[..., None] * B_s
-        return h, (h * C_s).sum(-1)
-
     h0 = dt.new_zeros(batch, G, Dt // G, N)
-    last, y = scan(step, h0, (dt_t, x_t, B_t, C_t))
+    # the scan op itself, not torch's scan() front end, which compiles the step with dynamo on
+    # every call (seconds per layer at export): the op traces it directly. Its arguments are
+    # flat: carries, per-token inputs, then the tensors the step closes over.
+    last, y = scan_op(_step, [h0], [dt_t, x_t, B_t, C_t], [A_g])
     y = y.reshape(L, batch, Dt).permute(1, 2, 0)
     if D is not None:
         y = y + u.float() * D.float()[:, None]
     if z is not None:
         y = y * torch.nn.functional.silu(z.float())
     return y, last.reshape(batch, Dt, N)
+
+
+def _step(h, dt_s, x_s, B_s, C_s, A_g):
+    """One token: (next state, output) from the state and the token's dt, dt*u, B, C."""
+    h = torch.exp(dt_s[..., None] * A_g) * h + x_s[..., None] * B_s
+    return [h, (h * C_s).sum(-1)]
 
 
 def export_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
