@@ -6,12 +6,11 @@ torch's ``scan`` higher-order op over the tokens, which ``torch.onnx.export`` (d
 one ONNX ``Scan`` whose body is a handful of elementwise ops on (batch, channels, N): the file
 runs in any ONNX runtime, its size does not grow with the sequence, and the length may be a
 dynamic axis. :func:`mmssm_kernels.selective_scan` takes this path by itself while
-``torch.onnx.export`` / ``torch.export`` trace a model.
+``torch.onnx.export`` / ``torch.export`` trace a model (``torch.compiler.is_exporting()``).
 
-A chunked closed form (pairwise decays inside chunks of 16 tokens, a Scan over the chunks) was
-measured against it in ONNX Runtime on the CPU and lost: 8.6x slower at Vim-S's shape (1024
-tokens, 1536 channels, N=16) and 1.8x at VMamba-T's first stage (16384 tokens, 384 channels,
-N=1), with 10x the rounding error (README, Deployment).
+A chunked closed form (a Scan over chunks of 16 tokens, each solved with pairwise decays) was
+measured against it in ONNX Runtime on the CPU (tools/deployment/benchmark_export_scan.py) and
+lost at every family's shape: 1.8x to 6.9x slower, with more rounding error (README, Deployment).
 
 Forward only (no autograd): exporting is for inference.
 """
@@ -61,7 +60,3 @@ def export_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, r
     return route_scan(scan_core_export, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                       return_last_state, paths, out_dtype)
 
-
-def is_exporting() -> bool:
-    """Whether a model is being traced for export (torch.onnx.export or torch.export)."""
-    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()

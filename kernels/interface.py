@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from .export_scan import export_selective_scan, is_exporting
+from .export_scan import export_selective_scan
 from .paths import ScanPaths
 from .reference import route_scan, scan_core_torch
 
@@ -61,7 +61,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     """
     if not isinstance(paths, ScanPaths):
         raise TypeError(f'paths must be a kernels ScanPaths, got {type(paths).__name__}')
-    exporting = is_exporting()
+    exporting = torch.compiler.is_exporting()
     # torch.compile and the exporters check once while they trace (they guard on the shapes,
     # which may be symbolic and then cannot be cached)
     check = _check if exporting or torch.compiler.is_compiling() else _cached_check

@@ -1,8 +1,9 @@
 """Exporting a config's model with its checkpoint to ONNX, and checking the file against PyTorch.
 
-torch.onnx's dynamo exporter (``torch.export`` then ONNX): the TorchScript exporter cannot write
-the scan, whose token loop it would unroll (or bake in one length), while torch.export keeps it as
-one ``scan`` op that becomes an ONNX ``Scan``, and keeps shapes symbolic for ``--dynamic``.
+torch.onnx's dynamo exporter (``torch.export`` then ONNX), which keeps the scan as one ``scan`` op
+that becomes an ONNX ``Scan``, and shapes symbolic for ``--dynamic``. The TorchScript exporter
+(``dynamo=False``, deprecated) stops at that op ("could not find kernel for HigherOrderOperator
+scan"), and would bake Python shape arithmetic into constants anyway.
 """
 import json
 import os
@@ -15,8 +16,8 @@ import torch
 from mmssm.checkpoints import describe_fit, read_checkpoint
 from .models import DetectorFeatures, SegmentorLogits, averaging_pools
 
-#: the dynamo exporter writes opset 18 and converts down to no older one (LayerNormalization is
-#: opset 17, the Resize modes and reductions the heads use are 18's)
+#: the dynamo exporter writes opset 18 (asked for 17, it still writes 18); the graph uses 18's
+#: Resize (antialias) and reductions with axes as an input
 MIN_OPSET = 18
 #: every config's deepest feature map has stride 32 (VMamba's and MambaVision's last stage, the
 #: Vim neck's pooled level): a smaller side leaves it less than one cell
@@ -31,8 +32,8 @@ class ExportError(ValueError):
 def check_request(shape, opset):
     if opset < MIN_OPSET:
         raise ExportError(f'--opset {opset} is too old: the exported graph uses opset {MIN_OPSET} '
-                          f'operators (LayerNormalization, Resize, ReduceMean with axes as '
-                          f'input); use --opset {MIN_OPSET} or newer')
+                          f'operators (Resize with antialias, reductions with axes as an input) '
+                          f'and torch.onnx writes no older; use --opset {MIN_OPSET} or newer')
     if min(shape) < MIN_SIDE:
         raise ExportError(f'--shape {shape[0]} {shape[1]} is below the model\'s minimum '
                           f'{MIN_SIDE}x{MIN_SIDE}: its deepest feature map has stride '
