@@ -102,7 +102,8 @@ def test_vim_segmentor_dynamic(vim_export):
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3])), dims
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta['mmssm.task'] == 'segmentation' and len(json.loads(meta['mmssm.classes'])) == 150
+    assert meta['mmssm.task'] == 'segmentation'
+    assert len(json.loads(meta['mmssm.classes'])) == len(json.loads(meta['mmssm.palette'])) == 150
 
 
 def test_mambavision_segmentor_dynamic(tmp_path, monkeypatch, capsys):

@@ -5,6 +5,7 @@ that becomes an ONNX ``Scan``, and shapes symbolic for ``--dynamic``. The TorchS
 (``dynamo=False``, deprecated) stops at that op ("could not find kernel for HigherOrderOperator
 scan"), and would bake Python shape arithmetic into constants anyway.
 """
+import importlib
 import json
 import os
 import os.path as osp
@@ -93,9 +94,9 @@ def exportable(cfg, model):
 def metadata(cfg, config_path, shape, dynamic):
     """What onnx_inference.py needs besides the graph: the task, classes and palette, the test
     pipeline's resize."""
-    from mmengine.registry import DATASETS
     dataset = cfg.test_dataloader.dataset
-    meta = dict(DATASETS.get(dataset.type).METAINFO) if DATASETS.get(dataset.type) else {}
+    dataset_cls = importlib.import_module(f'{cfg.default_scope}.registry').DATASETS.get(dataset.type)
+    meta = dict(getattr(dataset_cls, 'METAINFO', {}))
     meta.update(dataset.get('metainfo') or {})
     resize = next((dict(step) for step in cfg.test_dataloader.dataset.pipeline
                    if step['type'] == 'Resize'), None)
