@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import torch
 
+from .export_scan import export_selective_scan
 from .paths import ROUTE_CODES, ScanPaths
 
 BACKENDS = ('auto', 'triton', 'torch')  # 'auto': Triton for CUDA tensors, PyTorch for the others
@@ -46,6 +47,10 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     MMSSM_SCAN_BACKEND ('auto' when unset).
     """
     name = _checked_backend(u, delta, A, B, C, D, z, delta_bias, paths, out_dtype, backend)
+    if torch.compiler.is_exporting():
+        # an exported file must hold standard operators, not the custom ops or Triton kernels
+        return export_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                     return_last_state, paths, out_dtype or u.dtype)
     out_dtype = out_dtype or u.dtype
     if name == 'triton':
         from .triton_scan import triton_selective_scan
@@ -59,8 +64,10 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 def _checked_backend(u, delta, A, B, C, D, z, delta_bias, paths, out_dtype, backend):
     if not isinstance(paths, ScanPaths):
         raise TypeError(f'paths must be a kernels ScanPaths, got {type(paths).__name__}')
-    # torch.compile checks once while it traces (it guards on the shapes)
-    check = _check if torch.compiler.is_compiling() else _cached_check
+    # torch.compile and the exporters check once while they trace (they guard on the shapes,
+    # which may be symbolic and then cannot be cached)
+    tracing = torch.compiler.is_compiling() or torch.compiler.is_exporting()
+    check = _check if tracing else _cached_check
     check(*map(_spec, (u, delta, A, B, C, D, z, delta_bias)), paths, out_dtype)
     name = _backend_of(backend)
     if name == 'auto':

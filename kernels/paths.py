@@ -86,9 +86,8 @@ class ScanPaths:
         steps = torch.arange(seqlen, device=device)
         orders = []
         for route in self.routes:
-            order = steps.flip(0) if route in ('reverse', 'col_reverse') else steps
-            if route.startswith('col'):
-                H, W = self.hw
-                order = (order % H) * W + order // H
-            orders.append(order)
+            # column-major = the row-major grid transposed (a view, not index arithmetic: that
+            # also exports with a symbolic grid size)
+            order = steps.view(self.hw).t().reshape(-1) if route.startswith('col') else steps
+            orders.append(order.flip(0) if route.endswith('reverse') else order)
         return torch.stack(orders)

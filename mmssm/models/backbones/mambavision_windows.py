@@ -30,8 +30,8 @@ class WindowLayout:
 
     def partition(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, C, H, W) -> (batch * num_windows, length, C)."""
-        if any(self.pad):
-            x = F.pad(x, (0, self.pad[1], 0, self.pad[0]))
+        # padded whatever the pads (zero pads copy): no branch on the size, which may be symbolic
+        x = F.pad(x, (0, self.pad[1], 0, self.pad[0]))
         tokens = x.flatten(2).transpose(1, 2)
         return tokens[:, self.index].reshape(-1, self.length, x.shape[1])
 
@@ -49,31 +49,32 @@ def window_layout(hw, window_size: int, mask_padding: bool, device=None) -> Wind
     H, W = hw
     ws = window_size
     pad_b, pad_r = (-H) % ws, (-W) % ws
-    Hp, Wp = H + pad_b, W + pad_r
-    nh, nw = Hp // ws, Wp // ws
-    # the (row, column) of the padded map at step (r, c) of window (i, j), windows row-major
-    rows = torch.arange(Hp, device=device).view(nh, 1, ws, 1).expand(nh, nw, ws, ws)
-    cols = torch.arange(Wp, device=device).view(1, nw, 1, ws).expand(nh, nw, ws, ws)
-    rows, cols = rows.reshape(nh * nw, ws * ws), cols.reshape(nh * nw, ws * ws)
-    image = (rows < H) & (cols < W)
+    nh, nw = (H + pad_b) // ws, (W + pad_r) // ws
+    # every index is arithmetic on aranges of the map's sides (no sorting, masking or reading
+    # back a count), so the layout also traces with a symbolic map size for export
+    rows, cols = torch.arange(H, device=device)[:, None], torch.arange(W, device=device)[None]
+    window = (rows // ws) * nw + cols // ws  # of each map token
     if not mask_padding:
-        index = rows * Wp + cols
-        return WindowLayout((H, W), (pad_b, pad_r), index.flatten(), _inverse(rows, cols, image, W),
-                            None, ws * ws)
-    # image tokens first (a stable sort keeps them row-major), the window cut to the fullest one
-    order = torch.argsort((~image).to(torch.uint8), dim=1, stable=True)
-    rows, cols, image = (t.gather(1, order) for t in (rows, cols, image))
-    length = int(image.sum(1).max())
-    rows, cols, image = rows[:, :length], cols[:, :length], image[:, :length]
-    index = torch.where(image, rows * W + cols, torch.zeros_like(rows))
-    valid = None if bool(image.all()) else image
-    return WindowLayout((H, W), (0, 0), index.flatten(), _inverse(rows, cols, image, W), valid,
-                        length)
-
-
-def _inverse(rows, cols, image, width):
-    """The window step of each image token, row-major over the unpadded map."""
-    steps = torch.arange(rows.numel(), device=rows.device).view_as(rows)
-    inverse = torch.empty(int(image.sum()), dtype=torch.long, device=rows.device)
-    inverse[rows[image] * width + cols[image]] = steps[image]
-    return inverse
+        # step (r, c) of window (i, j) is the padded map's (i*ws + r, j*ws + c)
+        r = torch.arange(nh, device=device).view(nh, 1, 1, 1) * ws + torch.arange(
+            ws, device=device).view(1, 1, ws, 1)
+        c = torch.arange(nw, device=device).view(1, nw, 1, 1) * ws + torch.arange(
+            ws, device=device).view(1, 1, 1, ws)
+        index = (r * (W + pad_r) + c).flatten()
+        inverse = window * (ws * ws) + (rows % ws) * ws + cols % ws
+        return WindowLayout((H, W), (pad_b, pad_r), index, inverse.flatten(), None, ws * ws)
+    # window (i, j) holds an image block of rh_i x cw_j tokens; they come first, row-major, then
+    # its padding; the windows are cut to the fullest one (the first)
+    length = min(H, ws) * min(W, ws)
+    rh = (H - torch.arange(nh, device=device) * ws).clamp(max=ws).view(nh, 1, 1)
+    cw = (W - torch.arange(nw, device=device) * ws).clamp(max=ws).view(1, nw, 1)
+    step = torch.arange(length, device=device)
+    image = step < rh * cw  # (nh, nw, length)
+    r = torch.arange(nh, device=device).view(nh, 1, 1) * ws + step // cw
+    c = torch.arange(nw, device=device).view(1, nw, 1) * ws + step % cw
+    index = torch.where(image, r * W + c, torch.zeros_like(r)).flatten()
+    inverse = window * length + (rows % ws) * cw.flatten()[cols // ws] + cols % ws
+    # the last window (smallest image block) is full only when every window is
+    full = H - (nh - 1) * ws == min(H, ws) and W - (nw - 1) * ws == min(W, ws)
+    valid = None if full else image.view(nh * nw, length)
+    return WindowLayout((H, W), (0, 0), index, inverse.flatten(), valid, length)
