@@ -85,6 +85,10 @@ class CheckSegAnnotation(BaseTransform):
         self.ignore_index = ignore_index
 
     def transform(self, results):
+        if 'gt_seg_map' not in results:
+            # mmseg's inference_model / MMSegInferencer drop LoadAnnotations from the test
+            # pipeline: nothing to check
+            return results
         label = results['gt_seg_map']
         path = results.get('seg_map_path')
         image_shape = tuple(results['ori_shape'][:2])
