@@ -50,6 +50,9 @@ class BiMambaMixer(SelectiveSSM):
     def front(self, u):
         """Each direction's causal conv and SiLU, (batch, d_inner, L) -> (batch, 2*d_inner, L)."""
         L, pad = u.shape[-1], self.d_conv - 1
+        # u is a strided view of in_proj's output: the CPU's depthwise conv on it falls back to
+        # one slow convolution per channel
+        u = u.contiguous()
         u_fwd = self.conv1d(u)[..., :L]
         # the backward direction's causal conv, seen in forward token order: the mirrored kernel
         # over the zeros after the sequence (padded on both sides, its outputs from `pad` on)
