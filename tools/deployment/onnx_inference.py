@@ -88,8 +88,10 @@ def main():
     missing = [p for p in args.images if not osp.isfile(p)]
     if missing:
         sys.exit(f'error: image(s) not found: {", ".join(missing[:5])}')
-    visualizer = SegLocalVisualizer(classes=model.classes, palette=model.palette,
-                                    alpha=args.opacity)
+    visualizer = SegLocalVisualizer(alpha=args.opacity)
+    # set as mmseg's inferencer does (the constructor's classes/palette arguments reach
+    # set_dataset_meta swapped)
+    visualizer.dataset_meta = dict(classes=model.classes, palette=model.palette)
     for sub in ('vis', 'pred'):
         os.makedirs(osp.join(args.out_dir, sub), exist_ok=True)
     for path in track(args.images, description='ONNX Runtime'):
