@@ -16,7 +16,7 @@ import torch
 onnx = pytest.importorskip('onnx', reason='deployment needs onnx (requirements.txt)')
 ort = pytest.importorskip('onnxruntime', reason='deployment needs onnxruntime (requirements.txt)')
 
-from mmssm.deployment.export import build_model, load_config  # noqa: E402
+from mmssm.deployment.export import ExportError, build_model, check_dynamic, load_config  # noqa: E402
 from tools.deployment import onnx_inference, pytorch2onnx  # noqa: E402
 
 DEMOS = Path(__file__).resolve().parents[1] / 'configs/demo'
@@ -193,3 +193,13 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, monkeypatch, c
     if case == 'checkpoint':
         assert 'missing keys' in stopped and 'unexpected keys' in stopped
     assert list(tmp_path.glob('*.onnx*')) == []
+
+
+def test_dynamic_export_of_masked_windows_is_refused():
+    """mask_padding's window length and mask depend on the map size beyond what the exporter
+    keeps symbolic (a file traced at one size fails at sizes with more windows): refused."""
+    from mmssm.models.backbones import MambaVision
+    arch = dict(embed_dims=16, stem_channels=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
+    check_dynamic(MambaVision(arch=arch, window_size=(8, 8, 8, 4)))
+    with pytest.raises(ExportError, match='mask_padding=True cannot export with --dynamic'):
+        check_dynamic(MambaVision(arch=arch, window_size=(8, 8, 8, 4), mask_padding=True))

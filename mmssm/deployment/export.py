@@ -41,6 +41,16 @@ def check_request(shape, opset):
                           f'{MIN_SIDE}; export at the size the model will see (e.g. 512 512)')
 
 
+def check_dynamic(model):
+    """Refuses --dynamic for what cannot be written with symbolic sizes."""
+    if any(getattr(m, 'mask_padding', False) for m in model.modules()):
+        raise ExportError(
+            'MambaVision with mask_padding=True cannot export with --dynamic: its windows are cut '
+            'to the fullest window and the mask is left out when every window is full, and the '
+            'exporter fixes both (and the window count) at the traced size; export at the size '
+            'you will run without --dynamic, or use mask_padding=False (the official windows)')
+
+
 def load_config(path):
     from mmengine.config import Config
     if not osp.isfile(path):

@@ -89,8 +89,9 @@ def main():
     if missing:
         sys.exit(f'error: image(s) not found: {", ".join(missing[:5])}')
     visualizer = SegLocalVisualizer(alpha=args.opacity)
-    # mmseg's __init__ hands classes and palette on to set_dataset_meta swapped: set them here
-    visualizer.set_dataset_meta(classes=model.classes, palette=model.palette)
+    # set as mmseg's inferencer does (the constructor's classes/palette arguments reach
+    # set_dataset_meta swapped)
+    visualizer.dataset_meta = dict(classes=model.classes, palette=model.palette)
     for sub in ('vis', 'pred'):
         os.makedirs(osp.join(args.out_dir, sub), exist_ok=True)
     for path in track(args.images, description='ONNX Runtime'):

@@ -15,7 +15,8 @@ import time
 import torch
 
 from mmssm.checkpoints import CheckpointError, add_trust_option
-from mmssm.deployment.export import (MIN_OPSET, ExportError, build_model, check_request, compare,
+from mmssm.deployment.export import (MIN_OPSET, ExportError, build_model, check_dynamic,
+                                     check_request, compare,
                                      example_image, export, exportable, load_config, metadata,
                                      ort_session)
 
@@ -83,6 +84,8 @@ def main():
         check_request(args.shape, args.opset)
         cfg = load_config(args.config)
         model = build_model(cfg, args.checkpoint)
+        if args.dynamic:
+            check_dynamic(model)
         module, outputs = exportable(cfg, model)
     except (ExportError, CheckpointError) as error:
         sys.exit(f'error: {error}')
