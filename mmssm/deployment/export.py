@@ -92,10 +92,10 @@ def exportable(cfg, model):
     """The module to export, and its output names."""
     if cfg.default_scope == 'mmseg':
         try:
-            return SegmentorLogits(model), ['logits']
+            return SegmentorLogits(model).eval(), ['logits']
         except ValueError as error:
             raise ExportError(str(error)) from None
-    module = DetectorFeatures(model)
+    module = DetectorFeatures(model).eval()
     with torch.no_grad():  # a neck's level count has no common attribute: count them
         levels = len(module(torch.zeros(1, 3, MIN_SIDE * 2, MIN_SIDE * 2)))
     return module, [f'feat{i}' for i in range(levels)]
