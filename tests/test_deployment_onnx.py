@@ -187,7 +187,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, monkeypatch, c
     _, stopped = export_cli(monkeypatch, capsys, config, checkpoint, '--shape', *shape,
                             '--opset', opset, '--out', out)
     assert stopped is not None and stopped.startswith('error: ') and '\n' not in stopped
-    expected = {'config': 'config file not found', 'checkpoint': 'does not fit this EncoderDecoder',
+    expected = {'config': 'config file not found', 'checkpoint': 'does not fit this SSMEncoderDecoder',
                 'opset': '--opset 11 is too old', 'shape': "below the model's minimum 32x32"}
     assert expected[case] in stopped, stopped
     if case == 'checkpoint':
