@@ -35,9 +35,12 @@ class ScanPaths:
             raise ValueError(f'unknown merge {self.merge!r}; use one of {MERGES}')
         if self.hw is not None:
             hw = self.hw
-            # symbolic sizes (torch.export) are whole numbers too
+            # symbolic sizes (torch.export) and a jit trace's 0-d integer tensors (FLOP
+            # counting) are whole numbers too
             if not (isinstance(hw, (tuple, list)) and len(hw) == 2 and all(
-                    isinstance(s, (numbers.Integral, torch.SymInt)) and not isinstance(s, bool)
+                    (isinstance(s, (numbers.Integral, torch.SymInt)) and not isinstance(s, bool))
+                    or (isinstance(s, torch.Tensor) and s.dim() == 0
+                        and not s.is_floating_point() and s.dtype != torch.bool)
                     for s in hw)):
                 raise ValueError(f'hw must be (H, W), two whole numbers, got {hw!r}')
             # a tuple keeps the paths hashable and comparable whatever sequence was passed
