@@ -2,7 +2,8 @@
 iterations: tools/slurm_train.sh then tools/slurm_test.sh on a real one-node Slurm of this machine
 (tools/ci/local_slurm.sh), tools/dist_train.sh as two nodes of one process each, and a node killed
 during a two-node run. Two ranks fed the same batches train bit-identical weights however they
-were launched: each run is compared tensor by tensor with a one-node, two-process run."""
+were launched: each run is compared tensor by tensor with a one-node, two-process run, which a
+single process then resumes."""
 import contextlib
 import os
 import signal
@@ -62,8 +63,21 @@ def reference(workspace):
     work_dir = workspace / 'one_node'
     out = run(workspace, 'bash', REPO / 'tools/dist_train.sh', SEG_CONFIG, 2, '--work-dir',
               work_dir, *options(), PORT=str(free_port()), **ONE_THREAD)
+    # the launcher's exit code is 0 only when both ranks returned 0
     assert 'GPU number: 2' in out and f'Iter(train) [{ITERS}/{ITERS}]' in out
+    assert sorted(p.name for p in work_dir.glob('*.pth')) == [f'iter_{ITERS}.pth']
     return weights(work_dir)
+
+
+def test_one_process_resumes_a_two_process_run(workspace, reference):
+    work_dir = workspace / 'one_node'
+    out = run(workspace, sys.executable, REPO / 'tools/train.py', SEG_CONFIG, '--work-dir',
+              work_dir, '--resume', work_dir / f'iter_{ITERS}.pth', *options(ITERS + 1))
+    assert f'resumed epoch: 0, iter: {ITERS}' in out
+    assert f'Iter(train) [{ITERS + 1}/{ITERS + 1}]' in out and 'Iter(train) [1/' not in out
+    meta = torch.load(work_dir / f'iter_{ITERS + 1}.pth', map_location='cpu',
+                      weights_only=False)['meta']
+    assert meta['iter'] == ITERS + 1
 
 
 @pytest.fixture(scope='module')

@@ -15,6 +15,10 @@ bbox_heads = [
     for head in _base_.model.roi_head.bbox_head
 ]
 model = dict(
+    # the synthetic images hold 1-4 objects: a few dozen proposals and ten detections are plenty,
+    # and keep the heads' share of a CPU step small (mmdet's defaults: 1000-2000 and 100)
+    train_cfg=dict(rpn_proposal=dict(max_per_img=64)),
+    test_cfg=dict(rpn=dict(max_per_img=64), rcnn=dict(max_per_img=10)),
     backbone=dict(
         # replaces a named arch
         arch=dict(_delete_=True, embed_dims=16, stem_channels=8, depths=(1, 1, 2, 2),

@@ -11,8 +11,8 @@ _base_ = [
 bbox_heads = [
     dict(
         type='Shared2FCBBoxHead',
-        in_channels=256,
-        fc_out_channels=256,
+        in_channels=64,
+        fc_out_channels=128,
         roi_feat_size=7,
         num_classes=_base_.num_classes,
         bbox_coder=dict(
@@ -23,12 +23,22 @@ bbox_heads = [
     for s in (0.1, 0.05, 0.033)
 ]
 model = dict(
+    # the synthetic images hold 1-4 objects: a few dozen proposals and ten detections are plenty,
+    # and keep the heads' share of a CPU step small (mmdet's defaults: 1000-2000 and 100)
+    train_cfg=dict(rpn_proposal=dict(max_per_img=64)),
+    test_cfg=dict(rpn=dict(max_per_img=64), rcnn=dict(max_per_img=10)),
     backbone=dict(
         arch=dict(_delete_=True, embed_dims=96, depth=4),  # replaces a named arch
         img_size=_base_.image_size[0],
         drop_path_rate=0.0,
         init_cfg=None),
-    roi_head=dict(bbox_head=bbox_heads, mask_head=dict(num_classes=_base_.num_classes)))
+    neck=dict(out_channels=64),
+    rpn_head=dict(in_channels=64, feat_channels=64),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=64),
+        bbox_head=bbox_heads,
+        mask_roi_extractor=dict(out_channels=64),
+        mask_head=dict(in_channels=64, conv_out_channels=64, num_classes=_base_.num_classes)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -7,6 +7,10 @@ _base_ = [
     '../_base_/det_demo_runtime.py', '../_base_/schedules/schedule_1x.py'
 ]
 model = dict(
+    # the synthetic images hold 1-4 objects: a few dozen proposals and ten detections are plenty,
+    # and keep the heads' share of a CPU step small (mmdet's defaults: 1000-2000 and 100)
+    train_cfg=dict(rpn_proposal=dict(max_per_img=64)),
+    test_cfg=dict(rpn=dict(max_per_img=64), rcnn=dict(max_per_img=10)),
     backbone=dict(arch=dict(_delete_=True, embed_dims=16, depths=(1, 1, 2, 1)), init_cfg=None),
     neck=dict(out_channels=64),
     rpn_head=dict(in_channels=64, feat_channels=64),
