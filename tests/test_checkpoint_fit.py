@@ -37,7 +37,7 @@ def own_checkpoint(**changes):
 
 
 def test_own_checkpoint_fits_strictly():
-    CheckpointFitHook(strict=True).after_load_checkpoint(runner(), own_checkpoint())
+    CheckpointFitHook(strict=True).check(runner(), own_checkpoint())
 
 
 def test_torchvision_resnet_is_refused_with_the_keys():
@@ -45,7 +45,7 @@ def test_torchvision_resnet_is_refused_with_the_keys():
     resnet = torchvision.models.resnet18().state_dict()
     for strict in (True, False):
         with pytest.raises(CheckpointError) as error:
-            CheckpointFitHook(strict=strict).after_load_checkpoint(runner('resnet.pth'), resnet)
+            CheckpointFitHook(strict=strict).check(runner('resnet.pth'), resnet)
         message = str(error.value)
         assert message.startswith('resnet.pth does not fit this Segmentor: 0 of 11 model tensors')
         assert "missing keys (11): ['backbone.0.bias'" in message
@@ -56,18 +56,18 @@ def test_strict_names_a_changed_head():
     checkpoint = own_checkpoint(**{'decode_head.weight': torch.zeros(7, 8, 1, 1)})
     with pytest.raises(CheckpointError, match=r'shape mismatches \(1\): \[.decode_head.weight: '
                                               r'file \(7, 8, 1, 1\) vs model \(5, 8, 1, 1\)'):
-        CheckpointFitHook(strict=True).after_load_checkpoint(runner(), checkpoint)
+        CheckpointFitHook(strict=True).check(runner(), checkpoint)
 
 
 def test_fine_tuning_accepts_a_new_head_but_not_a_stranger(caplog):
     checkpoint = own_checkpoint(**{'decode_head.weight': torch.zeros(7, 8, 1, 1)})
     del checkpoint['state_dict']['decode_head.bias']
-    CheckpointFitHook(strict=False).after_load_checkpoint(runner(), checkpoint)
+    CheckpointFitHook(strict=False).check(runner(), checkpoint)
 
     head_only = {'state_dict': {'decode_head.weight': torch.zeros(5, 8, 1, 1),
                                 'decode_head.bias': torch.zeros(5)}}
     with pytest.raises(CheckpointError, match=r"2 of 11 model tensors found.*init_cfg"):
-        CheckpointFitHook(strict=False).after_load_checkpoint(runner(), head_only)
+        CheckpointFitHook(strict=False).check(runner(), head_only)
 
 
 def test_official_backbone_file_is_pointed_to_init_cfg(tmp_path):
@@ -81,7 +81,7 @@ def test_official_backbone_file_is_pointed_to_init_cfg(tmp_path):
     with pytest.raises(CheckpointError, match=r"vim_t.pth is a backbone checkpoint \(an official "
                                               r"release\).*model.backbone.init_cfg=dict\("
                                               r"type='Pretrained', checkpoint='vim_t.pth'\)"):
-        CheckpointFitHook(strict=False).after_load_checkpoint(hook_runner, official)
+        CheckpointFitHook(strict=False).check(hook_runner, official)
 
 
 def test_testing_a_paper_config_does_not_need_the_imagenet_file(tmp_path):

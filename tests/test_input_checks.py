@@ -119,6 +119,18 @@ def test_empty_split_is_named(ade):
         check_samples(seg_cfg(ade), ['train_dataloader', 'val_dataloader'])
 
 
+def test_before_building_only_what_every_run_reads_is_refused(ade):
+    """Before the Runner knows whether it will train or test: a hole in the training split is
+    left to training (a test run does not read it); one in the split that training validates on
+    and testing tests is refused at once."""
+    from mmssm.engine.runner import check_before_building
+    (ade / 'annotations/training/ADE_train_00000001.png').unlink()
+    check_before_building(seg_cfg(ade))
+    (ade / 'annotations/validation/ADE_valid_00000001.png').unlink()
+    with pytest.raises(SystemExit, match=r'error: 1 images without a label map .*validation'):
+        check_before_building(seg_cfg(ade))
+
+
 def test_coco_images_missing_from_disk(tmp_path):
     root = tmp_path / 'coco'
     make('coco', str(root), num_train=2, num_val=1, size=32)

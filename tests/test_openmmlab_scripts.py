@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmssm.checkpoints import CheckpointError, read_checkpoint
+from mmssm.checkpoints import read_checkpoint
 from mmssm.datasets.synthetic import make
 from test_tools_e2e import DEMOS, IN_PROCESS_DATA, REPO, free_port, run
 
@@ -40,32 +40,35 @@ def script(monkeypatch, tmp_path):
     return run_script
 
 
-@pytest.mark.parametrize('package', ['mmseg', 'mmdet'])
-def test_option_typo_is_refused_before_anything_is_built(script, package):
+# mmseg's test.py builds mmengine's Runner whatever runner_type says: there the config's
+# CheckedTestLoop and CheckpointFitHook make the same lines, once the model is built
+SCRIPT_RUNS = [('mmseg', 'train.py'), ('mmdet', 'train.py'), ('mmdet', 'test.py'),
+               ('mmseg', 'test.py')]
+VMAMBA = REPO / 'tests/fixtures/vmamba_release_v2.pth'
+
+
+def arguments(name, config, checkpoint=VMAMBA):
+    return [config, checkpoint] if name == 'test.py' else [config]
+
+
+@pytest.mark.parametrize('package, name', SCRIPT_RUNS)
+def test_option_typo_is_refused(script, package, name):
     with pytest.raises(SystemExit) as exit_:
-        script(package, 'train.py', CONFIGS[package], '--cfg-options',
+        script(package, name, *arguments(name, CONFIGS[package]), '--cfg-options',
                'optim_wraper.optimizer.lr=1.0')
     assert str(exit_.value) == ("error: --cfg-options optim_wraper.optimizer.lr=1.0: the config "
                                 "has no key 'optim_wraper'; did you mean 'optim_wrapper'?")
 
 
-@pytest.mark.parametrize('package', ['mmseg', 'mmdet'])
-def test_missing_data_root_is_one_line(script, package):
+@pytest.mark.parametrize('package, name', SCRIPT_RUNS)
+def test_missing_data_root_is_one_line_before_anything_is_built(script, package, name):
+    """Through runner_type's Runner the data are checked before the model is built: a model type
+    that no registry has is never looked up."""
+    unbuildable = [] if (package, name) == ('mmseg', 'test.py') else [
+        '--cfg-options', 'model.type=NotARegisteredModel']
     with pytest.raises(SystemExit) as exit_:
-        script(package, 'train.py', CONFIGS[package])
+        script(package, name, *arguments(name, CONFIGS[package]), *unbuildable)
     assert str(exit_.value).startswith(f"error: data not found: '{DATA[package]}'")
-
-
-def test_label_value_outside_the_classes_names_the_file(script, tmp_path):
-    make('ade20k', str(tmp_path / DATA['mmseg']), num_train=2, num_val=1, size=32)
-    for label in (tmp_path / DATA['mmseg'] / 'annotations/training').iterdir():
-        Image.fromarray(np.full((32, 32), 200, np.uint8)).save(label)
-    with pytest.raises(SystemExit) as exit_:
-        script('mmseg', 'train.py', CONFIGS['mmseg'], '--cfg-options', 'train_cfg.max_iters=1',
-               *IN_PROCESS_DATA)
-    assert 'annotations/training/ADE_train_0000000' in str(exit_.value)
-    # reported as the file holds it (199 after reduce_zero_label)
-    assert 'holds values [200] that are neither one of the 150 classes' in str(exit_.value)
 
 
 @pytest.fixture(scope='module')
@@ -76,40 +79,64 @@ def workspace(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize('package', ['mmseg', 'mmdet'])
-def test_checkpoint_of_another_family_is_refused_at_test(script, workspace, package,
-                                                         monkeypatch):
-    """A VMamba release file evaluated with a MambaVision config. mmseg's test.py builds
-    mmengine's own Runner (it ignores runner_type): the hook declared in the config refuses it;
-    mmdet's builds the config's Runner, which makes that one line."""
-    monkeypatch.chdir(workspace)
-    config = DEMOS / {'mmseg': 'upernet_mambavision-demo_synthetic-ade20k.py',
-                      'mmdet': 'cascade-mask-rcnn_mambavision-demo_synthetic-coco.py'}[package]
-    vmamba = REPO / 'tests/fixtures/vmamba_release_v2.pth'
-    refused = CheckpointError if package == 'mmseg' else SystemExit
-    with pytest.raises(refused) as error:
-        script(package, 'test.py', config, vmamba, '--work-dir', workspace / f'fit_{package}',
-               '--cfg-options', *IN_PROCESS_DATA)
-    assert f'{vmamba} does not fit this ' in str(error.value)
-    assert ' model tensors found' in str(error.value)
-
-
-@pytest.mark.parametrize('tool', ['ours', 'mmseg'])
-def test_tta(script, workspace, tool, monkeypatch):
-    """--tta: the config's tta_model around its model on the dataset base's tta_pipeline."""
+@pytest.fixture(scope='module')
+def vim_checkpoint(workspace):
+    """A checkpoint of the Vim demo model."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    model = MODELS.build(Config.fromfile(CONFIGS['mmseg']).model)
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, workspace / 'vim_demo.pth')
+    return workspace / 'vim_demo.pth'
+
+
+@pytest.mark.parametrize('name', ['train.py', 'test.py'])
+def test_label_value_outside_the_classes_names_the_file(script, tmp_path, vim_checkpoint, name):
+    make('ade20k', str(tmp_path / DATA['mmseg']), num_train=2, num_val=1, size=32)
+    for label in (tmp_path / DATA['mmseg'] / 'annotations').rglob('*.png'):
+        Image.fromarray(np.full((32, 32), 200, np.uint8)).save(label)
+    with pytest.raises(SystemExit) as exit_:
+        script('mmseg', name, *arguments(name, CONFIGS['mmseg'], vim_checkpoint),
+               '--cfg-options', 'train_cfg.max_iters=1', *IN_PROCESS_DATA)
+    split = 'training/ADE_train' if name == 'train.py' else 'validation/ADE_valid'
+    assert str(exit_.value).startswith('error: ')
+    assert f'annotations/{split}_0000000' in str(exit_.value)
+    # reported as the file holds it (199 after reduce_zero_label)
+    assert 'holds values [200] that are neither one of the 150 classes' in str(exit_.value)
+
+
+@pytest.mark.parametrize('package', ['mmseg', 'mmdet'])
+def test_checkpoint_of_another_family_is_refused_at_test(script, workspace, package,
+                                                         monkeypatch):
+    """A VMamba release file evaluated with a MambaVision config: one line, by the
+    CheckpointFitHook the config declares (mmseg's test.py) or the Runner it names (mmdet's)."""
     monkeypatch.chdir(workspace)
-    config = CONFIGS['mmseg']
-    checkpoint = workspace / 'vim_demo.pth'
-    if not checkpoint.exists():
-        init_default_scope('mmseg')
-        model = MODELS.build(Config.fromfile(config).model)
-        torch.save({'state_dict': model.state_dict(), 'meta': {}}, checkpoint)
+    config = DEMOS / {'mmseg': 'upernet_mambavision-demo_synthetic-ade20k.py',
+                      'mmdet': 'cascade-mask-rcnn_mambavision-demo_synthetic-coco.py'}[package]
+    with pytest.raises(SystemExit) as error:
+        script(package, 'test.py', config, VMAMBA, '--work-dir', workspace / f'fit_{package}',
+               '--cfg-options', *IN_PROCESS_DATA)
+    assert str(error.value).startswith(f'error: {VMAMBA} does not fit this ')
+    assert ' model tensors found' in str(error.value)
+
+
+@pytest.mark.parametrize('tool', ['ours', 'mmdet'])
+def test_tta_of_instance_masks_is_refused_in_one_line(script, tool):
+    with pytest.raises(SystemExit) as exit_:
+        script(tool, 'test.py', CONFIGS['mmdet'], VMAMBA, '--tta')
+    assert str(exit_.value).startswith('error: --tta: ')
+    assert "mmdet's DetTTAModel merges boxes but not masks (an mmdet limitation)" in str(
+        exit_.value)
+
+
+@pytest.mark.parametrize('tool', ['ours', 'mmseg'])
+def test_tta(script, workspace, vim_checkpoint, tool, monkeypatch):
+    """--tta: the config's tta_model around its model on the dataset base's tta_pipeline."""
+    monkeypatch.chdir(workspace)
     work_dir = workspace / f'tta_{tool}'
-    script(tool, 'test.py', config, checkpoint, '--tta', '--work-dir', work_dir, '--cfg-options',
-           *IN_PROCESS_DATA)
+    script(tool, 'test.py', CONFIGS['mmseg'], vim_checkpoint, '--tta', '--work-dir', work_dir,
+           '--cfg-options', *IN_PROCESS_DATA)
     metrics = list(work_dir.rglob('*.json'))
     assert metrics and '"mIoU"' in metrics[-1].read_text()
 

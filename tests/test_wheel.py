@@ -21,9 +21,20 @@ requires = metadata.requires('mmssm')
 assert 'onedl-mmcv==2.3.6' in requires and 'onedl-mmsegmentation==1.4.2' in requires, requires
 assert 'State-space vision backbones' in metadata.metadata('mmssm')['Description']
 cfg = Config.fromfile(config_path('mmssm::upernet_vim-ti_ade20k.py'))
-# mmengine's own resolution of PACKAGE::FOLDER/NAME.py
+# mmengine's own resolution of PACKAGE::FOLDER/NAME.py (get_config, _base_), which wants a folder
 from mmengine.hub import get_config
 demo = get_config('mmssm::demo/upernet_vim-demo_synthetic-ade20k.py')
+try:
+    get_config('mmssm::upernet_vim-ti_ade20k.py')
+except ValueError as error:
+    assert 'relative config path' in str(error), error
+else:
+    raise AssertionError('mmengine now resolves a name without a folder: update the README')
+with open('user.py', 'w') as f:
+    f.write("_base_ = ['mmssm::demo/upernet_vim-demo_synthetic-ade20k.py']\n")
+user = Config.fromfile('user.py')
+# every object of an mmssm:: base is scoped to a registry named mmssm, which does not exist
+assert user.model.type == 'SSMEncoderDecoder' and user.model._scope_ == 'mmssm', user.model
 init_default_scope('mmseg')
 for c in (cfg, demo):
     model = MODELS.build(c.model)

@@ -33,8 +33,9 @@ def test_time_augmentation(cfg):
     """The config's tta_model around its model, on its tta_pipeline."""
     missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
     if missing:
-        sys.exit(f'error: --tta: the config has no {" and no ".join(missing)} (mmdet\'s '
-                 f'DetTTAModel merges boxes, not the masks of the instance segmentation configs)')
+        sys.exit(f'error: --tta: the config has no {" and no ".join(missing)}; the instance '
+                 f"segmentation configs have none, as mmdet's DetTTAModel merges boxes but not "
+                 f'masks (an mmdet limitation): test them without --tta')
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     cfg.model = dict(cfg.tta_model, module=cfg.model)
 

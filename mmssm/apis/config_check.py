@@ -91,6 +91,17 @@ def check_checkpoint_hook(runner):
                                   f"'{name}'" + (f"; did you mean '{close}'?" if close else ''))
 
 
+def check_test_time_augmentation(cfg):
+    """mmdet's DetTTAModel merges the boxes of the augmented views but not their masks (it asserts
+    there are none, after the first batch): refuse it around a model with a mask head at once."""
+    model = cfg.get('model') or {}
+    if model.get('type') == 'DetTTAModel' and (model.get('module', {}).get('roi_head') or {}).get(
+            'mask_head'):
+        raise ConfigError(
+            "--tta: mmdet's DetTTAModel merges boxes but not masks (an mmdet limitation), and "
+            "this is an instance segmentation model: test it without --tta")
+
+
 # what OpenMMLab's train and test scripts (ours too) set on a config themselves
 SET_BY_SCRIPTS = ('launcher', 'work_dir', 'load_from', 'resume', 'tta_model', 'tta_pipeline',
                   'test_dataloader.dataset.pipeline', 'test_evaluator', 'visualizer',

@@ -42,23 +42,29 @@ def _evaluator_paths(evaluator):
     return [m['ann_file'] for m in metrics if m and m.get('ann_file')]
 
 
-def check_data(cfg, loaders):
+def data_paths(cfg, loader):
+    """The folders and files that ``loader`` (e.g. 'train_dataloader') and its evaluator read."""
+    leaves = leaf_datasets(cfg[loader]['dataset'])
+    paths = [p for leaf in leaves for p in _paths(leaf)]
+    return paths + _evaluator_paths(cfg.get(loader.replace('_dataloader', '_evaluator')) or [])
+
+
+def check_data(cfg, loaders, only=None):
     """Raises FileNotFoundError naming the first missing path that one of ``loaders`` (e.g.
-    'train_dataloader') or its evaluator needs, and how to get the data."""
+    'train_dataloader') or its evaluator needs (of those in ``only``, if given), and how to get
+    the data."""
     for loader in loaders:
         if not cfg.get(loader):
             continue
-        leaves = list(leaf_datasets(cfg[loader]['dataset']))
-        paths = [p for leaf in leaves for p in _paths(leaf)]
-        paths += _evaluator_paths(cfg.get(loader.replace('_dataloader', '_evaluator')) or [])
-        for path in paths:
+        for path in data_paths(cfg, loader):
             # remote storage (s3://, ...) is left to its file backend
-            if '://' in path or osp.exists(path):
+            if '://' in path or osp.exists(path) or (only is not None and path not in only):
                 continue
+            root = next(leaf_datasets(cfg[loader]['dataset'])).get('data_root')
             raise FileNotFoundError(
                 f"data not found: '{path}' (read by {loader}). Put the data set there, point the "
                 f'config at it (--cfg-options {loader}.dataset.data_root=...), or, to try the '
-                f'tools without it, {_synthetic_hint(cfg, leaves[0].get("data_root"))}')
+                f'tools without it, {_synthetic_hint(cfg, root)}')
 
 
 def _synthetic_hint(cfg, root):

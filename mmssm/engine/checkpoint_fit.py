@@ -11,6 +11,7 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import BaseLoop
 
+from mmssm.apis.errors import user_errors_reported
 from mmssm.checkpoints import CheckpointError, describe_fit
 
 
@@ -32,6 +33,12 @@ class CheckpointFitHook(Hook):
         self.min_fraction = min_fraction
 
     def after_load_checkpoint(self, runner, checkpoint):
+        # one line (error: ..., exit code 1) under any Runner: mmseg's test.py builds mmengine's
+        with user_errors_reported():
+            self.check(runner, checkpoint)
+
+    def check(self, runner, checkpoint):
+        """Raises CheckpointError if ``checkpoint`` does not fit ``runner.model``."""
         path = runner._load_from or 'the checkpoint'
         model = runner.model
         # mmengine loads into what DDP or a test-time augmentation model (--tta) wraps

@@ -11,8 +11,8 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.runner import Runner
 
 from mmssm.apis.config_check import (ConfigError, check_checkpoint_hook, check_command_line,
-                                     check_lengths)
-from mmssm.apis.data_check import check_data, check_samples, check_weights
+                                     check_lengths, check_test_time_augmentation)
+from mmssm.apis.data_check import check_data, check_samples, check_weights, data_paths
 from mmssm.apis.distributed import COLLECTIVE_TIMEOUT_S, init_cpu_process_group, watch_ranks
 from mmssm.apis.errors import user_errors_reported
 from mmssm.apis.resume import resume_checkpoint
@@ -21,14 +21,60 @@ from mmssm.datasets.checks import DataError
 from mmssm.registry import register_runner
 
 
+def _runs(cfg):
+    """The data loaders that each kind of run of ``cfg`` reads: training (which validates as it
+    goes), validation, testing."""
+    runs = []
+    if cfg.get('train_cfg'):
+        runs.append(['train_dataloader'] + (['val_dataloader'] if cfg.get('val_cfg') else []))
+    if cfg.get('val_cfg'):
+        runs.append(['val_dataloader'])
+    if cfg.get('test_cfg'):
+        runs.append(['test_dataloader'])
+    return [[loader for loader in run if cfg.get(loader)] for run in runs]
+
+
+def check_inputs(cfg, loaders, pretrained, only=None, whole=None):
+    """The data paths of ``loaders`` (those in ``only``, if given), the data sets of ``whole``
+    (default: ``loaders``) and the checkpoints the config loads (Pretrained init_cfg files too,
+    with ``pretrained``): a problem stops the process with one line."""
+    try:
+        check_data(cfg, loaders, only=only)
+        check_weights(cfg, pretrained=pretrained)
+        check_samples(cfg, loaders if whole is None else whole)
+    except (FileNotFoundError, DataError) as error:
+        sys.exit(f'error: {error}')
+
+
+def check_before_building(cfg):
+    """What a run reads whichever it is (the Runner does not know yet whether it will train or
+    test), checked before the Runner builds anything: the command line's keys, test-time
+    augmentation, the data paths every kind of run reads (the data root, the split that training
+    validates on and testing tests), the data sets read wholly by all of them and ``load_from``.
+    What only one kind of run reads (the training split, a Pretrained file) is checked when that
+    run starts."""
+    check_command_line(cfg)
+    check_test_time_augmentation(cfg)
+    runs = _runs(cfg)
+    paths = {loader: data_paths(cfg, loader) for run in runs for loader in run}
+    shared = set.intersection(*[{p for loader in run for p in paths[loader]} for run in runs]
+                              ) if runs else set()
+    # one loader per data set (the test loader is often the validation one)
+    loaders = {frozenset(paths[loader]): loader for loader in reversed(paths)
+               if set(paths[loader]) <= shared}
+    check_inputs(cfg, list(paths), pretrained=False, only=shared,
+                 whole=list(reversed(loaders.values())))
+
+
 @register_runner()
 class CheckedRunner(Runner):
     """mmengine's Runner, plus:
 
-    - before anything is built: a setting that the command line (``--cfg-options``) put under a
-      key the config does not have is refused with the closest key;
-    - before training or testing: the data the loaders read, the checkpoints loaded and the
-      optimizer settings are checked; each problem is one line (``error: ...``, exit code 1);
+    - before anything is built (:func:`check_before_building`): a setting that the command line
+      (``--cfg-options``) put under a key the config does not have is refused with the closest
+      key; the data every kind of run reads and ``load_from`` are checked;
+    - as training or testing starts: the data only that run reads, the Pretrained files and the
+      optimizer settings are checked. Each problem is one line (``error: ...``, exit code 1);
     - without a GPU, ``--launcher pytorch|slurm`` runs on gloo, DDP without device_ids, SyncBN as
       BN (mmengine's own set-up pins a CUDA device);
     - ``load_from``, ``resume`` (``--resume`` picks the newest readable checkpoint) and Pretrained
@@ -38,7 +84,7 @@ class CheckedRunner(Runner):
     @classmethod
     def from_cfg(cls, cfg):
         with user_errors_reported():
-            check_command_line(cfg)
+            check_before_building(cfg)
             return super().from_cfg(cfg)
 
     def _on_cpu_distributed(self):
@@ -64,12 +110,7 @@ class CheckedRunner(Runner):
 
     def _check_inputs(self, loaders, pretrained):
         check_lengths(self.cfg, loaders)
-        try:
-            check_data(self.cfg, loaders)
-            check_weights(self.cfg, pretrained=pretrained)
-            check_samples(self.cfg, loaders)
-        except (FileNotFoundError, DataError) as error:
-            sys.exit(f'error: {error}')
+        check_inputs(self.cfg, loaders, pretrained)
 
     def load_or_resume(self):
         if self._resume and self._load_from is None and not self._has_loaded:

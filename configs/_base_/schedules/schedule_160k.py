@@ -13,7 +13,9 @@ param_scheduler = [
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=16000)
 val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+# TestLoop, which does the checks of mmssm's Runner (runner_type) when a script builds mmengine's
+# Runner instead, as mmseg's test.py does (mmssm.engine.loops); 'TestLoop' to drop them
+test_cfg = dict(type='CheckedTestLoop')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),

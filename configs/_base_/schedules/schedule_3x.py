@@ -3,7 +3,8 @@
 max_epochs = 36
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+# TestLoop with the checks of runner_type's Runner under any Runner (mmssm.engine.loops)
+test_cfg = dict(type='CheckedTestLoop')
 
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
