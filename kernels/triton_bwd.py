@@ -133,7 +133,7 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
                HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr,
                RC: tl.constexpr, CL: tl.constexpr, NB: tl.constexpr, W: tl.constexpr,
-               SS: tl.constexpr, CPT: tl.constexpr):
+               SS: tl.constexpr, CPT: tl.constexpr, TAIL_N: tl.constexpr):
     NG: tl.constexpr = BLOCK_N // G
     NQ: tl.constexpr = CL // V
     (d4, c4, g4, n4, j4, v4, r4, c, sums, A, A2, Dp, bias, u_row, z_row, d_row, B_row, C_row,
@@ -157,11 +157,13 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     h = tl.zeros([BLOCK_D, RC, G, BLOCK_N // G], tl.float32)
     P = tl.full(h.shape, 1.0, tl.float32)
     Q = tl.zeros(h.shape, tl.float32)
-    for q in range(NQ):
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        h, P, Q = summary_step(h, P, Q, tok, ok, u_row, d_row, z_row, do_row, B_row, C_row, su_l,
-                               sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias, dout_scale,
-                               g4, j4, v4, REV, True, HAS_Z, SOFTPLUS, NG, V)
+    for part in tl.static_range(2):  # whole vectors, a row's partial last one apart (tokens)
+        TAIL = part == (0 if REV else 1)
+        for q in range(TAIL_N if TAIL else NQ):
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            h, P, Q = summary_step(h, P, Q, tok, ok, u_row, d_row, z_row, do_row, B_row, C_row,
+                                   su_l, sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias,
+                                   dout_scale, g4, j4, v4, REV, True, HAS_Z, SOFTPLUS, NG, V)
     tl.store(sums + c * BLOCK_N, P)
     tl.store(sums + (RC + c) * BLOCK_N, h)
     tl.store(sums + (2 * RC + c) * BLOCK_N, Q)
@@ -175,12 +177,15 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     else:
         dlast = tl.zeros([BLOCK_D, 1, G, BLOCK_N // G], tl.float32)
     e = fold_segments(sums, c, Pv, Qv, dlast, 2, True, RC, SS, BLOCK_N)
-    # pass 2: the state entering each walk iteration
-    slot = states_ptr + (b * total + c4) * slots * BLOCK_N + n4 + r4 * (NQ * BLOCK_N)
-    for q in range(NQ):
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        h = states_step(h, slot + q * BLOCK_N, tok, ok, u_row, d_row, B_row, su_l, sd_l, sB_l,
-                        sB_n, N, A2, bias, g4, j4, v4, REV, SOFTPLUS, NG, V)
+    # pass 2: the state entering each walk iteration (the partial last vector's in slot NQ)
+    slot = states_ptr + (b * total + c4) * slots * BLOCK_N + n4 + r4 * ((NQ + TAIL_N) * BLOCK_N)
+    for part in tl.static_range(2):
+        TAIL = part == (0 if REV else 1)
+        for q in range(TAIL_N if TAIL else NQ):
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            h = states_step(h, slot + (NQ if TAIL else q) * BLOCK_N, tok, ok, u_row, d_row,
+                            B_row, su_l, sd_l, sB_l, sB_n, N, A2, bias, g4, j4, v4, REV,
+                            SOFTPLUS, NG, V)
     # pass 3: gradients, backwards along the route
     U_FIRST: tl.constexpr = K_FIRST | (U_SHARED == 0)
     U_LAST: tl.constexpr = K_LAST | (U_SHARED == 0)
@@ -189,17 +194,20 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     dA = tl.zeros(h.shape, tl.float32)
     dD = tl.zeros([BLOCK_D, RC, V], tl.float32)
     dbias = tl.zeros([BLOCK_D, RC, V], tl.float32)
-    for i in range(NQ):
-        q = NQ - 1 - i
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
-        tokb, okb = tokens(rb, q, v3, L, REV, COL, CL, V, NB, W, CPT)
-        e, dA, dD, dbias = grad_step(
-            e, dA, dD, dbias, tl.load(slot + q * BLOCK_N), tok, ok, tok3, ok3,
-            bc_at + tokb, okb, u_row, d_row, z_row, do_row, B_row, C_row, su_l, sd_l, sz_l,
-            sdo_l, sB_l, sC_l, sB_n, sC_n, L, N, A, A2, Dp, bias, dout_scale, first_g, g4, j4,
-            v4, g3, u_at, z_at, dd_at, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr, dz_acc_ptr,
-            dB_ptr, dC_ptr, REV, U_FIRST, U_LAST, Z_FIRST, Z_LAST, HAS_Z, SOFTPLUS, NG, V)
+    for part in tl.static_range(2):  # backwards: the partial last vector first when forward
+        TAIL = part == (1 if REV else 0)
+        for i in range(TAIL_N if TAIL else NQ):
+            q = NQ if TAIL else NQ - 1 - i
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            tokb, okb = tokens(rb, q, v3, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            e, dA, dD, dbias = grad_step(
+                e, dA, dD, dbias, tl.load(slot + q * BLOCK_N), tok, ok, tok3, ok3,
+                bc_at + tokb, okb, u_row, d_row, z_row, do_row, B_row, C_row, su_l, sd_l, sz_l,
+                sdo_l, sB_l, sC_l, sB_n, sC_n, L, N, A, A2, Dp, bias, dout_scale, first_g, g4,
+                j4, v4, g3, u_at, z_at, dd_at, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr,
+                dz_acc_ptr, dB_ptr, dC_ptr, REV, U_FIRST, U_LAST, Z_FIRST, Z_LAST, HAS_Z,
+                SOFTPLUS, NG, V)
     n3 = g3 * NG + tl.arange(0, NG)[None, None, :]
     tl.store(dA_ptr + (b * total + ch3) * N + n3, tl.sum(dA, 1), mask=n3 < N)
     at = b * total + k * dim + d0 + tl.arange(0, BLOCK_D)
@@ -220,7 +228,8 @@ def scan_bwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                     BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr,
                     RC_R: tl.constexpr, CL_R: tl.constexpr, SS_R: tl.constexpr,
                     RC_C: tl.constexpr, CL_C: tl.constexpr, SS_C: tl.constexpr,
-                    NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr):
+                    NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr,
+                    TAIL_R: tl.constexpr):
     """Grid and chunk geometry as :func:`.triton_fwd.scan_fwd_kernel`; SERIAL when K > 1 routes
     are merged or share u or z, whose gradients then add up route by route in the program.
     ``states_ptr``: fp32 scratch of ``slots * BLOCK_N`` per (batch, channel)."""
@@ -238,7 +247,7 @@ def scan_bwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                        (ROUTES >> (2 * k)) & 1, COL, k == 0, k == K - 1, MERGED, U_SHARED,
                        Z_SHARED, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_DLAST, BLOCK_D, BLOCK_N, G,
                        1 if COL else V, RC_C if COL else RC_R, CL_C if COL else CL_R, NB, W,
-                       SS_C if COL else SS_R, CPT)
+                       SS_C if COL else SS_R, CPT, 0 if COL else TAIL_R)
         if SERIAL:
             # the next route reads the u/z gradients this one stored, from other threads
             tl.debug_barrier()

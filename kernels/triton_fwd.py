@@ -56,12 +56,20 @@ def walk(a, b, h, v4, REV: tl.constexpr, V: tl.constexpr):
 
 @triton.jit
 def tokens(r, q, v, L, REV: tl.constexpr, COL: tl.constexpr, CL: tl.constexpr,
-           V: tl.constexpr, NB: tl.constexpr, W: tl.constexpr, CPT: tl.constexpr):
+           V: tl.constexpr, NB: tl.constexpr, W: tl.constexpr, CPT: tl.constexpr,
+           TAIL: tl.constexpr):
     """Token index and validity of element ``v`` of walk iteration ``q`` of chunk row ``r``; a
-    column route's chunk rows are ``(row block, column)``, columns fastest."""
+    column route's chunk rows are ``(row block, column)``, columns fastest. A row's walk covers
+    its whole vectors only: a mask against the runtime length would vary inside a vector and
+    forbid vector loads. ``TAIL``: the row's partial last vector instead (``q`` unused), walked
+    apart, after the chunk's vectors along a forward route and before them along a reverse."""
     NQ: tl.constexpr = CL // V
     m = (NQ - 1 - q) if REV else q
-    if COL:
+    whole = (L // V) * V  # a multiple of V, as the compiler sees: masks constant over a vector
+    if TAIL:
+        tok = whole + v + r * 0
+        ok = (tok < L) & (r == whole // CL)
+    elif COL:
         if CPT > 0:
             # the same r, written so that the compiler sees runs of CPT neighbouring columns
             # only (not a whole 16-byte vector): a thread then walks CPT of them side by side
@@ -70,7 +78,7 @@ def tokens(r, q, v, L, REV: tl.constexpr, COL: tl.constexpr, CL: tl.constexpr,
         ok = (r < NB * W) & (v == 0)
     else:
         tok = r * CL + m * V + v
-        ok = tok < L
+        ok = tok < whole
     return tok, ok
 
 
@@ -267,7 +275,7 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
                SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
                G: tl.constexpr, V: tl.constexpr, RC: tl.constexpr, CL: tl.constexpr,
                NB: tl.constexpr, W: tl.constexpr, SS: tl.constexpr,
-               CPT: tl.constexpr):
+               CPT: tl.constexpr, TAIL_N: tl.constexpr):
     NG: tl.constexpr = BLOCK_N // G
     NQ: tl.constexpr = CL // V
     (d4, c4, g4, n4, j4, v4, r4, c, sums, A, A2, Dp, bias, u_row, z_row, d_row, B_row, C_row,
@@ -279,14 +287,17 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
     v3 = tl.arange(0, V)[None, None, :]
     d3 = d0 + tl.arange(0, BLOCK_D)[:, None, None]
     row = (b * (dim if MERGED else total) + (d3 if MERGED else k * dim + d3)) * L
-    # pass 1: each chunk's (decay product, end state from zero)
+    # pass 1: each chunk's (decay product, end state from zero); a walk through the tokens is
+    # its whole vectors and (TAIL_N: 1) a row's partial last vector apart (:func:`tokens`)
     h = tl.zeros([BLOCK_D, RC, G, NG], tl.float32)
     P = tl.full([BLOCK_D, RC, G, NG], 1.0, tl.float32)
-    for q in range(NQ):
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        h, P, _ = summary_step(h, P, h, tok, ok, u_row, d_row, z_row, u_row, B_row, C_row, su_l,
-                               sd_l, sz_l, su_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias, 1.0, g4, j4,
-                               v4, REV, False, HAS_Z, SOFTPLUS, NG, V)
+    for part in tl.static_range(2):
+        TAIL = part == (0 if REV else 1)
+        for q in range(TAIL_N if TAIL else NQ):
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            h, P, _ = summary_step(h, P, h, tok, ok, u_row, d_row, z_row, u_row, B_row, C_row,
+                                   su_l, sd_l, sz_l, su_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias,
+                                   1.0, g4, j4, v4, REV, False, HAS_Z, SOFTPLUS, NG, V)
     tl.store(sums + c * BLOCK_N, P)
     tl.store(sums + (RC + c) * BLOCK_N, h)
     tl.debug_barrier()
@@ -294,12 +305,15 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
     tl.debug_barrier()
     h = fold_segments(sums, c, Pw, Sw, 0.0, 0, False, RC, SS, BLOCK_N)
     # pass 2: outputs from each chunk's start state
-    for q in range(NQ):
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
-        h = output_step(h, tok, ok, row + tok3, ok3, u_row, d_row, z_row, B_row, C_row, su_l,
-                        sd_l, sz_l, sB_l, sC_l, sB_n, sC_n, N, A2, Dp, bias, out_scale, first_g,
-                        g4, j4, v4, out_ptr, acc_ptr, REV, FIRST, LAST, HAS_Z, SOFTPLUS, NG, V)
+    for part in tl.static_range(2):
+        TAIL = part == (0 if REV else 1)
+        for q in range(TAIL_N if TAIL else NQ):
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            h = output_step(h, tok, ok, row + tok3, ok3, u_row, d_row, z_row, B_row, C_row,
+                            su_l, sd_l, sz_l, sB_l, sC_l, sB_n, sC_n, N, A2, Dp, bias, out_scale,
+                            first_g, g4, j4, v4, out_ptr, acc_ptr, REV, FIRST, LAST, HAS_Z,
+                            SOFTPLUS, NG, V)
     # the route's last chunk (padding chunks after it hold the state) ends in the last state
     tl.store(last_ptr + (b * total + c4) * N + n4 + c * 0, h, mask=(n4 < N) & (c == RC - 1))
 
@@ -315,12 +329,13 @@ def scan_fwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
                     G: tl.constexpr, V: tl.constexpr, RC_R: tl.constexpr, CL_R: tl.constexpr,
                     SS_R: tl.constexpr, RC_C: tl.constexpr, CL_C: tl.constexpr,
-                    SS_C: tl.constexpr, NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr):
+                    SS_C: tl.constexpr, NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr,
+                    TAIL_R: tl.constexpr):
     """Grid (dim // BLOCK_D, batch, 1 if SERIAL else K): channel blocks first, so programs that
     run side by side share a batch element's B and C rows. ``ROUTES`` packs the route codes
     (:data:`kernels.paths.ROUTE_CODES`) two bits each; row routes use chunk geometry
-    (RC_R rows, CL_R steps, SS_R per fold segment), column routes (RC_C, CL_C, SS_C) with NB
-    chunks per column. ``sums_ptr``: fp32 scratch of ``sums_w * BLOCK_N`` per (batch, channel)."""
+    (RC_R rows, CL_R steps, SS_R per fold segment, TAIL_R 1 where L is no whole number of
+    vectors), column routes (RC_C, CL_C, SS_C) with NB chunks per column. ``sums_ptr``: fp32 scratch of ``sums_w * BLOCK_N`` per (batch, channel)."""
     d0 = tl.program_id(0) * BLOCK_D
     b = tl.program_id(1)
     for k in tl.static_range(K):
@@ -334,7 +349,7 @@ def scan_fwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                        (k == K - 1) | (MERGED == 0), MERGED, U_SHARED, Z_SHARED, HAS_D, HAS_Z,
                        HAS_BIAS, SOFTPLUS, BLOCK_D, BLOCK_N, G, 1 if COL else V,
                        RC_C if COL else RC_R, CL_C if COL else CL_R, NB, W,
-                       SS_C if COL else SS_R, CPT)
+                       SS_C if COL else SS_R, CPT, 0 if COL else TAIL_R)
         if SERIAL:
             # the next route reads what this one stored, from other threads
             tl.debug_barrier()
