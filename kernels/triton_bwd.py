@@ -70,7 +70,7 @@ def grad_step(e, dA, dD, dbias, h0, tok, ok, tok3, ok3, bc, ok_bc, u_row, d_row,
     """Pass 3, one walk iteration from its entry state ``h0``; ``e`` (D, RC, G, NG) is the
     propagated adjoint arriving from the later route steps."""
     u = tl.load(u_row + tok * su_l, mask=ok, other=0.0).to(tl.float32)
-    x, dt = delta_tile(d_row + tok * sd_l, ok, bias, SOFTPLUS)
+    _, dt = delta_tile(d_row + tok * sd_l, ok, bias, SOFTPLUS)
     dy = tl.load(do_row + tok * sdo_l, mask=ok, other=0.0).to(tl.float32) * dout_scale
     dtu = dt * u
     dyg = dy
@@ -78,6 +78,9 @@ def grad_step(e, dA, dD, dbias, h0, tok, ok, tok3, ok3, bc, ok_bc, u_row, d_row,
         zt = tl.load(z_row + tok * sz_l, mask=ok, other=0.0).to(tl.float32)
         sig = tl.sigmoid(zt)
         dyg = dy * zt * sig
+        # dz = dgate * y: the same on every group's lanes, so each scales its own part of y and
+        # one sum over the groups gives dz (dy, z and sig are not held through the states)
+        dgate = dy * sig * (1.0 + zt * (1.0 - sig))
         y = Dp * u * first_g
     ddt = tl.zeros_like(dtu)
     du = Dp * dyg * first_g
@@ -106,16 +109,18 @@ def grad_step(e, dA, dD, dbias, h0, tok, ok, tok3, ok3, bc, ok_bc, u_row, d_row,
         tl.store(dB_ptr + bc + nb * L, tl.sum(dh * dtu, 0), mask=ok_bc & (nb < N))
         tl.store(dC_ptr + bc + nb * L, tl.sum(dyg * hs, 0), mask=ok_bc & (nb < N))
     if SOFTPLUS:
+        # delta read again rather than held through the states (registers)
+        x, _ = delta_tile(d_row + tok * sd_l, ok, bias, False)
         ddt = ddt * tl.sigmoid(x)
     ddt = tl.sum(tl.where(ok, ddt, 0.0), 2)  # (D, RC, V)
-    dD += tl.sum(dyg * u * first_g, 2)
-    dbias += ddt
+    # summed inside the thread, over the lanes once at the end: few registers, no shuffles
+    dD += tl.sum(dyg * u, 3)
+    dbias += tl.sum(ddt, 2)
     tl.store(ddelta_ptr + dd_at + tok3, ddt.to(ddelta_ptr.dtype.element_ty), mask=ok3)
     merge_store(du_acc_ptr + u_at + tok3, du_ptr + u_at + tok3, tl.sum(du, 2), ok3, U_FIRST,
                 U_LAST)
     if HAS_Z:
-        ysum = tl.sum(y, 2)[:, :, None, :]
-        dz = tl.sum(dy * ysum * sig * (1.0 + zt * (1.0 - sig)) * first_g, 2)
+        dz = tl.sum(y * dgate, 2)
         merge_store(dz_acc_ptr + z_at + tok3, dz_ptr + z_at + tok3, dz, ok3, Z_FIRST, Z_LAST)
     return e, dA, dD, dbias
 
@@ -192,8 +197,8 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     Z_FIRST: tl.constexpr = K_FIRST | (Z_SHARED == 0)
     Z_LAST: tl.constexpr = K_LAST | (Z_SHARED == 0)
     dA = tl.zeros(h.shape, tl.float32)
-    dD = tl.zeros([BLOCK_D, RC, V], tl.float32)
-    dbias = tl.zeros([BLOCK_D, RC, V], tl.float32)
+    dD = tl.zeros([BLOCK_D, RC, G], tl.float32)  # every group sums it: one counts
+    dbias = tl.zeros([BLOCK_D, RC], tl.float32)
     for part in tl.static_range(2):  # backwards: the partial last vector first when forward
         TAIL = part == (1 if REV else 0)
         for i in range(TAIL_N if TAIL else NQ):
@@ -211,8 +216,9 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     n3 = g3 * NG + tl.arange(0, NG)[None, None, :]
     tl.store(dA_ptr + (b * total + ch3) * N + n3, tl.sum(dA, 1), mask=n3 < N)
     at = b * total + k * dim + d0 + tl.arange(0, BLOCK_D)
-    tl.store(dD_ptr + at, tl.sum(tl.sum(dD, 2), 1))
-    tl.store(dbias_ptr + at, tl.sum(tl.sum(dbias, 2), 1))
+    first = tl.arange(0, G)[None, None, :] == 0
+    tl.store(dD_ptr + at, tl.sum(tl.sum(tl.where(first, dD, 0.0), 2), 1))
+    tl.store(dbias_ptr + at, tl.sum(dbias, 1))
 
 
 @triton.jit
