@@ -21,8 +21,8 @@ add their gradients in route order in one program. The launcher sums the partial
 import triton
 import triton.language as tl
 
-from .triton_fwd import (add, delta_tile, fold_segment, fold_segments,
-                         merge_store, route_setup, summary_step, tokens, walk)
+from .triton_fwd import (add, delta_tile, each_route, fold_segment, fold_segments, merge_store,
+                         summary_step, tokens, walk)
 
 
 @triton.jit
@@ -126,12 +126,7 @@ def grad_step(e, dA, dD, dbias, h0, tok, ok, tok3, ok3, bc, ok_bc, u_row, d_row,
 
 
 @triton.jit
-def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
-               u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l,
-               B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
-               A_ptr, D_ptr, bias_ptr, sums_ptr, states_ptr, dout_ptr, sdo_b, sdo_c, sdo_l,
-               dlast_ptr, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr, dz_acc_ptr, dB_ptr, dC_ptr,
-               dA_ptr, dD_ptr, dbias_ptr,
+def _bwd_route(setup, outs, b, k, d0, L, dim, total, cpg, N, sums_w, sums_ptr,
                REV: tl.constexpr, COL: tl.constexpr, K_FIRST: tl.constexpr,
                K_LAST: tl.constexpr, MERGED: tl.constexpr, U_SHARED: tl.constexpr,
                Z_SHARED: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
@@ -142,10 +137,9 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     NG: tl.constexpr = BLOCK_N // G
     NQ: tl.constexpr = CL // V
     (d4, c4, g4, n4, j4, v4, r4, c, sums, A, A2, Dp, bias, u_row, z_row, d_row, B_row, C_row,
-     first_g) = route_setup(b, k, d0, dim, total, cpg, N, sums_w, u_ptr, su_b, su_c, d_ptr, sd_b,
-                            sd_c, z_ptr, sz_b, sz_c, B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr,
-                            D_ptr, bias_ptr, sums_ptr, REV, COL, U_SHARED, Z_SHARED, HAS_D,
-                            HAS_BIAS, BLOCK_D, BLOCK_N, G, V, RC, NB, W)
+     first_g, su_l, sd_l, sz_l, sB_l, sC_l, sB_n, sC_n) = setup
+    (states_ptr, dout_ptr, sdo_b, sdo_c, sdo_l, dlast_ptr, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr,
+     dz_acc_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr, slots, dout_scale) = outs
     do_row = dout_ptr + b * sdo_b + (d4 if MERGED else c4) * sdo_c + g4 * 0
     r3 = tl.arange(0, RC)[None, :, None]
     v3 = tl.arange(0, V)[None, None, :]
@@ -236,27 +230,17 @@ def scan_bwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                     RC_C: tl.constexpr, CL_C: tl.constexpr, SS_C: tl.constexpr,
                     NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr,
                     TAIL_R: tl.constexpr):
-    """Grid and chunk geometry as :func:`.triton_fwd.scan_fwd_kernel`; SERIAL when K > 1 routes
-    are merged or share u or z, whose gradients then add up route by route in the program.
-    ``states_ptr``: fp32 scratch of ``slots * BLOCK_N`` per (batch, channel)."""
-    d0 = tl.program_id(0) * BLOCK_D
-    b = tl.program_id(1)
-    for k in tl.static_range(K):
-        if (tl.program_id(2) == k) | SERIAL:
-            COL: tl.constexpr = (ROUTES >> (2 * k)) & 2
-            _bwd_route(b, k, d0, L, dim, K * dim, cpg, N, sums_w, slots, dout_scale,
-                       u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l,
-                       B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
-                       A_ptr, D_ptr, bias_ptr, sums_ptr, states_ptr, dout_ptr, sdo_b, sdo_c,
-                       sdo_l, dlast_ptr, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr, dz_acc_ptr,
-                       dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr,
-                       (ROUTES >> (2 * k)) & 1, COL, k == 0, k == K - 1, MERGED, U_SHARED,
-                       Z_SHARED, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_DLAST, BLOCK_D, BLOCK_N, G,
-                       1 if COL else V, RC_C if COL else RC_R, CL_C if COL else CL_R, NB, W,
-                       SS_C if COL else SS_R, CPT, 0 if COL else TAIL_R)
-        if SERIAL:
-            # the next route reads the u/z gradients this one stored, from other threads
-            tl.debug_barrier()
+    """The backward, in the forward's grid and chunks (:func:`.triton_fwd.each_route`); SERIAL
+    when K > 1 routes are merged or share u or z, whose gradients then add up route by route in
+    the program. ``states_ptr``: fp32 scratch of ``slots * BLOCK_N`` per (batch, channel)."""
+    each_route(_bwd_route, (u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c,
+                            sz_l, B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
+                            A_ptr, D_ptr, bias_ptr),
+               (states_ptr, dout_ptr, sdo_b, sdo_c, sdo_l, dlast_ptr, du_ptr, du_acc_ptr,
+                ddelta_ptr, dz_ptr, dz_acc_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr, slots,
+                dout_scale), L, dim, cpg, N, sums_w, sums_ptr, K, ROUTES, SERIAL, MERGED,
+               U_SHARED, Z_SHARED, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_DLAST, BLOCK_D, BLOCK_N,
+               G, V, RC_R, CL_R, SS_R, RC_C, CL_C, SS_C, NB, CPT, W, TAIL_R)
 
 
 @triton.jit
