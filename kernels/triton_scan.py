@@ -168,8 +168,10 @@ def plan_of(batch, total, L, N, G, u_ch, z_ch, delta_softplus, routes, hw, merge
               itemsize)
     # the forward: 16-byte vectors, 4 states per thread (y's sum over the groups costs
     # log2(groups) shuffles per 4 element-steps); the backward holds about twice the values per
-    # element: 8-byte vectors and 2 states per thread keep it within 128 registers
-    fwd = _tiles(*common, 16 // itemsize, 4)
+    # element: 8-byte vectors and 2 states per thread keep it within 128 registers; so do 2
+    # states per thread in a forward that runs several routes in a program (Vim's two
+    # directions: each peels its rows' partial last vector, and ptxas spills with 4)
+    fwd = _tiles(*common, 16 // itemsize, 2 if serial else 4)
     bwd = _tiles(*common, max(1, 8 // itemsize), 2)
     packed = sum(code << (2 * k) for k, code in enumerate(routes))
     plan = Plan(batch, dim, K, N, L, G, packed, tuple(hw) or None, merge, u_shared, z_shared,
