@@ -21,8 +21,8 @@ add their gradients in route order in one program. The launcher sums the partial
 import triton
 import triton.language as tl
 
-from .triton_fwd import (add, delta_tile, fold_segment, fold_segments,
-                         merge_store, route_setup, summary_step, tokens, walk)
+from .triton_fwd import (add, delta_tile, each_route, fold_segment, fold_segments, merge_store,
+                         summary_step, tokens, walk)
 
 
 @triton.jit
@@ -70,7 +70,7 @@ def grad_step(e, dA, dD, dbias, h0, tok, ok, tok3, ok3, bc, ok_bc, u_row, d_row,
     """Pass 3, one walk iteration from its entry state ``h0``; ``e`` (D, RC, G, NG) is the
     propagated adjoint arriving from the later route steps."""
     u = tl.load(u_row + tok * su_l, mask=ok, other=0.0).to(tl.float32)
-    x, dt = delta_tile(d_row + tok * sd_l, ok, bias, SOFTPLUS)
+    _, dt = delta_tile(d_row + tok * sd_l, ok, bias, SOFTPLUS)
     dy = tl.load(do_row + tok * sdo_l, mask=ok, other=0.0).to(tl.float32) * dout_scale
     dtu = dt * u
     dyg = dy
@@ -78,6 +78,9 @@ def grad_step(e, dA, dD, dbias, h0, tok, ok, tok3, ok3, bc, ok_bc, u_row, d_row,
         zt = tl.load(z_row + tok * sz_l, mask=ok, other=0.0).to(tl.float32)
         sig = tl.sigmoid(zt)
         dyg = dy * zt * sig
+        # dz = dgate * y: the same on every group's lanes, so each scales its own part of y and
+        # one sum over the groups gives dz (dy, z and sig are not held through the states)
+        dgate = dy * sig * (1.0 + zt * (1.0 - sig))
         y = Dp * u * first_g
     ddt = tl.zeros_like(dtu)
     du = Dp * dyg * first_g
@@ -106,41 +109,37 @@ def grad_step(e, dA, dD, dbias, h0, tok, ok, tok3, ok3, bc, ok_bc, u_row, d_row,
         tl.store(dB_ptr + bc + nb * L, tl.sum(dh * dtu, 0), mask=ok_bc & (nb < N))
         tl.store(dC_ptr + bc + nb * L, tl.sum(dyg * hs, 0), mask=ok_bc & (nb < N))
     if SOFTPLUS:
+        # delta read again rather than held through the states (registers)
+        x, _ = delta_tile(d_row + tok * sd_l, ok, bias, False)
         ddt = ddt * tl.sigmoid(x)
     ddt = tl.sum(tl.where(ok, ddt, 0.0), 2)  # (D, RC, V)
-    dD += tl.sum(dyg * u * first_g, 2)
-    dbias += ddt
+    # summed inside the thread, over the lanes once at the end: few registers, no shuffles
+    dD += tl.sum(dyg * u, 3)
+    dbias += tl.sum(ddt, 2)
     tl.store(ddelta_ptr + dd_at + tok3, ddt.to(ddelta_ptr.dtype.element_ty), mask=ok3)
     merge_store(du_acc_ptr + u_at + tok3, du_ptr + u_at + tok3, tl.sum(du, 2), ok3, U_FIRST,
                 U_LAST)
     if HAS_Z:
-        ysum = tl.sum(y, 2)[:, :, None, :]
-        dz = tl.sum(dy * ysum * sig * (1.0 + zt * (1.0 - sig)) * first_g, 2)
+        dz = tl.sum(y * dgate, 2)
         merge_store(dz_acc_ptr + z_at + tok3, dz_ptr + z_at + tok3, dz, ok3, Z_FIRST, Z_LAST)
     return e, dA, dD, dbias
 
 
 @triton.jit
-def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
-               u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l,
-               B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
-               A_ptr, D_ptr, bias_ptr, sums_ptr, states_ptr, dout_ptr, sdo_b, sdo_c, sdo_l,
-               dlast_ptr, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr, dz_acc_ptr, dB_ptr, dC_ptr,
-               dA_ptr, dD_ptr, dbias_ptr,
+def _bwd_route(setup, outs, b, k, d0, L, dim, total, cpg, N, sums_w, sums_ptr,
                REV: tl.constexpr, COL: tl.constexpr, K_FIRST: tl.constexpr,
                K_LAST: tl.constexpr, MERGED: tl.constexpr, U_SHARED: tl.constexpr,
                Z_SHARED: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
                HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr,
                BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr,
                RC: tl.constexpr, CL: tl.constexpr, NB: tl.constexpr, W: tl.constexpr,
-               SS: tl.constexpr, CPT: tl.constexpr):
+               SS: tl.constexpr, CPT: tl.constexpr, TAIL_N: tl.constexpr):
     NG: tl.constexpr = BLOCK_N // G
     NQ: tl.constexpr = CL // V
     (d4, c4, g4, n4, j4, v4, r4, c, sums, A, A2, Dp, bias, u_row, z_row, d_row, B_row, C_row,
-     first_g) = route_setup(b, k, d0, dim, total, cpg, N, sums_w, u_ptr, su_b, su_c, d_ptr, sd_b,
-                            sd_c, z_ptr, sz_b, sz_c, B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr,
-                            D_ptr, bias_ptr, sums_ptr, REV, COL, U_SHARED, Z_SHARED, HAS_D,
-                            HAS_BIAS, BLOCK_D, BLOCK_N, G, V, RC, NB, W)
+     first_g, su_l, sd_l, sz_l, sB_l, sC_l, sB_n, sC_n) = setup
+    (states_ptr, dout_ptr, sdo_b, sdo_c, sdo_l, dlast_ptr, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr,
+     dz_acc_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr, slots, dout_scale) = outs
     do_row = dout_ptr + b * sdo_b + (d4 if MERGED else c4) * sdo_c + g4 * 0
     r3 = tl.arange(0, RC)[None, :, None]
     v3 = tl.arange(0, V)[None, None, :]
@@ -157,11 +156,13 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     h = tl.zeros([BLOCK_D, RC, G, BLOCK_N // G], tl.float32)
     P = tl.full(h.shape, 1.0, tl.float32)
     Q = tl.zeros(h.shape, tl.float32)
-    for q in range(NQ):
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        h, P, Q = summary_step(h, P, Q, tok, ok, u_row, d_row, z_row, do_row, B_row, C_row, su_l,
-                               sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias, dout_scale,
-                               g4, j4, v4, REV, True, HAS_Z, SOFTPLUS, NG, V)
+    for part in tl.static_range(2):  # whole vectors, a row's partial last one apart (tokens)
+        TAIL = part == (0 if REV else 1)
+        for q in range(TAIL_N if TAIL else NQ):
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            h, P, Q = summary_step(h, P, Q, tok, ok, u_row, d_row, z_row, do_row, B_row, C_row,
+                                   su_l, sd_l, sz_l, sdo_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias,
+                                   dout_scale, g4, j4, v4, REV, True, HAS_Z, SOFTPLUS, NG, V)
     tl.store(sums + c * BLOCK_N, P)
     tl.store(sums + (RC + c) * BLOCK_N, h)
     tl.store(sums + (2 * RC + c) * BLOCK_N, Q)
@@ -175,36 +176,43 @@ def _bwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, slots, dout_scale,
     else:
         dlast = tl.zeros([BLOCK_D, 1, G, BLOCK_N // G], tl.float32)
     e = fold_segments(sums, c, Pv, Qv, dlast, 2, True, RC, SS, BLOCK_N)
-    # pass 2: the state entering each walk iteration
-    slot = states_ptr + (b * total + c4) * slots * BLOCK_N + n4 + r4 * (NQ * BLOCK_N)
-    for q in range(NQ):
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        h = states_step(h, slot + q * BLOCK_N, tok, ok, u_row, d_row, B_row, su_l, sd_l, sB_l,
-                        sB_n, N, A2, bias, g4, j4, v4, REV, SOFTPLUS, NG, V)
+    # pass 2: the state entering each walk iteration (the partial last vector's in slot NQ)
+    slot = states_ptr + (b * total + c4) * slots * BLOCK_N + n4 + r4 * ((NQ + TAIL_N) * BLOCK_N)
+    for part in tl.static_range(2):
+        TAIL = part == (0 if REV else 1)
+        for q in range(TAIL_N if TAIL else NQ):
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            h = states_step(h, slot + (NQ if TAIL else q) * BLOCK_N, tok, ok, u_row, d_row,
+                            B_row, su_l, sd_l, sB_l, sB_n, N, A2, bias, g4, j4, v4, REV,
+                            SOFTPLUS, NG, V)
     # pass 3: gradients, backwards along the route
     U_FIRST: tl.constexpr = K_FIRST | (U_SHARED == 0)
     U_LAST: tl.constexpr = K_LAST | (U_SHARED == 0)
     Z_FIRST: tl.constexpr = K_FIRST | (Z_SHARED == 0)
     Z_LAST: tl.constexpr = K_LAST | (Z_SHARED == 0)
     dA = tl.zeros(h.shape, tl.float32)
-    dD = tl.zeros([BLOCK_D, RC, V], tl.float32)
-    dbias = tl.zeros([BLOCK_D, RC, V], tl.float32)
-    for i in range(NQ):
-        q = NQ - 1 - i
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
-        tokb, okb = tokens(rb, q, v3, L, REV, COL, CL, V, NB, W, CPT)
-        e, dA, dD, dbias = grad_step(
-            e, dA, dD, dbias, tl.load(slot + q * BLOCK_N), tok, ok, tok3, ok3,
-            bc_at + tokb, okb, u_row, d_row, z_row, do_row, B_row, C_row, su_l, sd_l, sz_l,
-            sdo_l, sB_l, sC_l, sB_n, sC_n, L, N, A, A2, Dp, bias, dout_scale, first_g, g4, j4,
-            v4, g3, u_at, z_at, dd_at, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr, dz_acc_ptr,
-            dB_ptr, dC_ptr, REV, U_FIRST, U_LAST, Z_FIRST, Z_LAST, HAS_Z, SOFTPLUS, NG, V)
+    dD = tl.zeros([BLOCK_D, RC, G], tl.float32)  # every group sums it: one counts
+    dbias = tl.zeros([BLOCK_D, RC], tl.float32)
+    for part in tl.static_range(2):  # backwards: the partial last vector first when forward
+        TAIL = part == (1 if REV else 0)
+        for i in range(TAIL_N if TAIL else NQ):
+            q = NQ if TAIL else NQ - 1 - i
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            tokb, okb = tokens(rb, q, v3, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            e, dA, dD, dbias = grad_step(
+                e, dA, dD, dbias, tl.load(slot + q * BLOCK_N), tok, ok, tok3, ok3,
+                bc_at + tokb, okb, u_row, d_row, z_row, do_row, B_row, C_row, su_l, sd_l, sz_l,
+                sdo_l, sB_l, sC_l, sB_n, sC_n, L, N, A, A2, Dp, bias, dout_scale, first_g, g4,
+                j4, v4, g3, u_at, z_at, dd_at, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr,
+                dz_acc_ptr, dB_ptr, dC_ptr, REV, U_FIRST, U_LAST, Z_FIRST, Z_LAST, HAS_Z,
+                SOFTPLUS, NG, V)
     n3 = g3 * NG + tl.arange(0, NG)[None, None, :]
     tl.store(dA_ptr + (b * total + ch3) * N + n3, tl.sum(dA, 1), mask=n3 < N)
     at = b * total + k * dim + d0 + tl.arange(0, BLOCK_D)
-    tl.store(dD_ptr + at, tl.sum(tl.sum(dD, 2), 1))
-    tl.store(dbias_ptr + at, tl.sum(tl.sum(dbias, 2), 1))
+    first = tl.arange(0, G)[None, None, :] == 0
+    tl.store(dD_ptr + at, tl.sum(tl.sum(tl.where(first, dD, 0.0), 2), 1))
+    tl.store(dbias_ptr + at, tl.sum(dbias, 1))
 
 
 @triton.jit
@@ -220,28 +228,19 @@ def scan_bwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                     BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr,
                     RC_R: tl.constexpr, CL_R: tl.constexpr, SS_R: tl.constexpr,
                     RC_C: tl.constexpr, CL_C: tl.constexpr, SS_C: tl.constexpr,
-                    NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr):
-    """Grid and chunk geometry as :func:`.triton_fwd.scan_fwd_kernel`; SERIAL when K > 1 routes
-    are merged or share u or z, whose gradients then add up route by route in the program.
-    ``states_ptr``: fp32 scratch of ``slots * BLOCK_N`` per (batch, channel)."""
-    d0 = tl.program_id(0) * BLOCK_D
-    b = tl.program_id(1)
-    for k in tl.static_range(K):
-        if (tl.program_id(2) == k) | SERIAL:
-            COL: tl.constexpr = (ROUTES >> (2 * k)) & 2
-            _bwd_route(b, k, d0, L, dim, K * dim, cpg, N, sums_w, slots, dout_scale,
-                       u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l,
-                       B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
-                       A_ptr, D_ptr, bias_ptr, sums_ptr, states_ptr, dout_ptr, sdo_b, sdo_c,
-                       sdo_l, dlast_ptr, du_ptr, du_acc_ptr, ddelta_ptr, dz_ptr, dz_acc_ptr,
-                       dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr,
-                       (ROUTES >> (2 * k)) & 1, COL, k == 0, k == K - 1, MERGED, U_SHARED,
-                       Z_SHARED, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_DLAST, BLOCK_D, BLOCK_N, G,
-                       1 if COL else V, RC_C if COL else RC_R, CL_C if COL else CL_R, NB, W,
-                       SS_C if COL else SS_R, CPT)
-        if SERIAL:
-            # the next route reads the u/z gradients this one stored, from other threads
-            tl.debug_barrier()
+                    NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr,
+                    TAIL_R: tl.constexpr):
+    """The backward, in the forward's grid and chunks (:func:`.triton_fwd.each_route`); SERIAL
+    when K > 1 routes are merged or share u or z, whose gradients then add up route by route in
+    the program. ``states_ptr``: fp32 scratch of ``slots * BLOCK_N`` per (batch, channel)."""
+    each_route(_bwd_route, (u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c,
+                            sz_l, B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
+                            A_ptr, D_ptr, bias_ptr),
+               (states_ptr, dout_ptr, sdo_b, sdo_c, sdo_l, dlast_ptr, du_ptr, du_acc_ptr,
+                ddelta_ptr, dz_ptr, dz_acc_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr, slots,
+                dout_scale), L, dim, cpg, N, sums_w, sums_ptr, K, ROUTES, SERIAL, MERGED,
+               U_SHARED, Z_SHARED, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, HAS_DLAST, BLOCK_D, BLOCK_N,
+               G, V, RC_R, CL_R, SS_R, RC_C, CL_C, SS_C, NB, CPT, W, TAIL_R)
 
 
 @triton.jit

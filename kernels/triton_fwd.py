@@ -56,12 +56,20 @@ def walk(a, b, h, v4, REV: tl.constexpr, V: tl.constexpr):
 
 @triton.jit
 def tokens(r, q, v, L, REV: tl.constexpr, COL: tl.constexpr, CL: tl.constexpr,
-           V: tl.constexpr, NB: tl.constexpr, W: tl.constexpr, CPT: tl.constexpr):
+           V: tl.constexpr, NB: tl.constexpr, W: tl.constexpr, CPT: tl.constexpr,
+           TAIL: tl.constexpr):
     """Token index and validity of element ``v`` of walk iteration ``q`` of chunk row ``r``; a
-    column route's chunk rows are ``(row block, column)``, columns fastest."""
+    column route's chunk rows are ``(row block, column)``, columns fastest. A row's walk covers
+    its whole vectors only: a mask against the runtime length would vary inside a vector and
+    forbid vector loads. ``TAIL``: the row's partial last vector instead (``q`` unused), walked
+    apart, after the chunk's vectors along a forward route and before them along a reverse."""
     NQ: tl.constexpr = CL // V
     m = (NQ - 1 - q) if REV else q
-    if COL:
+    whole = (L // V) * V  # a multiple of V, as the compiler sees: masks constant over a vector
+    if TAIL:
+        tok = whole + v + r * 0
+        ok = (tok < L) & (r == whole // CL)
+    elif COL:
         if CPT > 0:
             # the same r, written so that the compiler sees runs of CPT neighbouring columns
             # only (not a whole 16-byte vector): a thread then walks CPT of them side by side
@@ -70,7 +78,7 @@ def tokens(r, q, v, L, REV: tl.constexpr, COL: tl.constexpr, CL: tl.constexpr,
         ok = (r < NB * W) & (v == 0)
     else:
         tok = r * CL + m * V + v
-        ok = tok < L
+        ok = tok < whole
     return tok, ok
 
 
@@ -215,16 +223,18 @@ def merge_store(acc_ptrs, out_ptrs, x, mask, FIRST: tl.constexpr, LAST: tl.const
 
 
 @triton.jit
-def route_setup(b, k, d0, dim, total, cpg, N, sums_w, u_ptr, su_b, su_c, d_ptr, sd_b, sd_c,
-                z_ptr, sz_b, sz_c, B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr, D_ptr, bias_ptr,
-                sums_ptr, REV: tl.constexpr, COL: tl.constexpr, U_SHARED: tl.constexpr,
-                Z_SHARED: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
-                BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr,
-                RC: tl.constexpr, NB: tl.constexpr, W: tl.constexpr):
+def route_setup(b, k, d0, dim, total, cpg, N, sums_w, ins, sums_ptr, REV: tl.constexpr,
+                COL: tl.constexpr, U_SHARED: tl.constexpr, Z_SHARED: tl.constexpr,
+                HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_D: tl.constexpr,
+                BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr, RC: tl.constexpr,
+                NB: tl.constexpr, W: tl.constexpr):
     """What a route's program sets up once: its channels' rows of u, delta, z (broadcast over the
     state groups), its group's B and C rows (broadcast over channels), A (D, 1, G, NG), D and
     the bias (D, 1, 1, 1), the index tensors, each chunk row's place along the route and its
-    summaries' scratch."""
+    summaries' scratch, and the strides along the walk. ``ins``: the kernels' leading
+    arguments, the inputs' pointers and strides."""
+    (u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l, B_ptr, sB_b, sB_g,
+     sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l, A_ptr, D_ptr, bias_ptr) = ins
     NG: tl.constexpr = BLOCK_N // G
     offs_d = d0 + tl.arange(0, BLOCK_D)
     d4 = offs_d[:, None, None, None]
@@ -253,40 +263,80 @@ def route_setup(b, k, d0, dim, total, cpg, N, sums_w, u_ptr, su_b, su_c, d_ptr, 
     c = chunk_order(r4, REV, COL, RC, NB, W)
     sums = sums_ptr + (b * total + c4) * sums_w * BLOCK_N + n4
     return (d4, c4, g4, n4, j4, v4, r4, c, sums, A, A * LOG2E, Dp, bias, u_row, z_row, d_row,
-            B_row, C_row, (g4 == 0).to(tl.float32))
+            B_row, C_row, (g4 == 0).to(tl.float32), su_l, sd_l, sz_l, sB_l, sC_l, sB_n, sC_n)
 
 
 @triton.jit
-def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
-               u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l,
-               B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
-               A_ptr, D_ptr, bias_ptr, out_ptr, acc_ptr, sums_ptr, last_ptr,
-               REV: tl.constexpr, COL: tl.constexpr, FIRST: tl.constexpr, LAST: tl.constexpr,
+def each_route(ROUTE: tl.constexpr, ins, outs, L, dim, cpg, N, sums_w, sums_ptr,
+               K: tl.constexpr, ROUTES: tl.constexpr, SERIAL: tl.constexpr,
                MERGED: tl.constexpr, U_SHARED: tl.constexpr, Z_SHARED: tl.constexpr,
                HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-               SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-               G: tl.constexpr, V: tl.constexpr, RC: tl.constexpr, CL: tl.constexpr,
-               NB: tl.constexpr, W: tl.constexpr, SS: tl.constexpr,
-               CPT: tl.constexpr):
+               SOFTPLUS: tl.constexpr, FLAG: tl.constexpr, BLOCK_D: tl.constexpr,
+               BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr, RC_R: tl.constexpr,
+               CL_R: tl.constexpr, SS_R: tl.constexpr, RC_C: tl.constexpr, CL_C: tl.constexpr,
+               SS_C: tl.constexpr, NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr,
+               TAIL_R: tl.constexpr):
+    """Both kernels' program: its routes, each set up by :func:`route_setup` and run by
+    ``ROUTE`` (:func:`_fwd_route`, :func:`.triton_bwd._bwd_route`) with ``outs``, the kernel's
+    own arguments, and ``FLAG``, its own constexpr. Grid (dim // BLOCK_D, batch, 1 if SERIAL
+    else K): channel blocks first, so programs that run side by side share a batch element's B
+    and C rows. ``ROUTES`` packs the route codes (:data:`kernels.paths.ROUTE_CODES`) two bits
+    each; row routes use chunk geometry (RC_R rows, CL_R steps, SS_R per fold segment, TAIL_R 1
+    where L is no whole number of vectors), column routes (RC_C, CL_C, SS_C) with NB chunks per
+    column. ``sums_ptr``: fp32 scratch of ``sums_w * BLOCK_N`` per (batch, channel)."""
+    d0 = tl.program_id(0) * BLOCK_D
+    b = tl.program_id(1)
+    for k in tl.static_range(K):
+        if (tl.program_id(2) == k) | SERIAL:
+            REV: tl.constexpr = (ROUTES >> (2 * k)) & 1
+            COL: tl.constexpr = (ROUTES >> (2 * k)) & 2
+            VK: tl.constexpr = 1 if COL else V
+            RC: tl.constexpr = RC_C if COL else RC_R
+            setup = route_setup(b, k, d0, dim, K * dim, cpg, N, sums_w, ins, sums_ptr, REV, COL,
+                                U_SHARED, Z_SHARED, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N, G, VK, RC,
+                                NB, W)
+            ROUTE(setup, outs, b, k, d0, L, dim, K * dim, cpg, N, sums_w, sums_ptr, REV, COL,
+                  k == 0, k == K - 1, MERGED, U_SHARED, Z_SHARED, HAS_D, HAS_Z, HAS_BIAS,
+                  SOFTPLUS, FLAG, BLOCK_D, BLOCK_N, G, VK, RC, CL_C if COL else CL_R, NB, W,
+                  SS_C if COL else SS_R, CPT, 0 if COL else TAIL_R)
+        if SERIAL:
+            # the next route reads what this one stored (its output, or the u/z gradients),
+            # from other threads
+            tl.debug_barrier()
+
+
+@triton.jit
+def _fwd_route(setup, outs, b, k, d0, L, dim, total, cpg, N, sums_w, sums_ptr,
+               REV: tl.constexpr, COL: tl.constexpr, K_FIRST: tl.constexpr,
+               K_LAST: tl.constexpr, MERGED: tl.constexpr, U_SHARED: tl.constexpr,
+               Z_SHARED: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+               HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, FLAG: tl.constexpr,
+               BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, G: tl.constexpr, V: tl.constexpr,
+               RC: tl.constexpr, CL: tl.constexpr, NB: tl.constexpr, W: tl.constexpr,
+               SS: tl.constexpr, CPT: tl.constexpr, TAIL_N: tl.constexpr):
     NG: tl.constexpr = BLOCK_N // G
     NQ: tl.constexpr = CL // V
     (d4, c4, g4, n4, j4, v4, r4, c, sums, A, A2, Dp, bias, u_row, z_row, d_row, B_row, C_row,
-     first_g) = route_setup(b, k, d0, dim, total, cpg, N, sums_w, u_ptr, su_b, su_c, d_ptr, sd_b,
-                            sd_c, z_ptr, sz_b, sz_c, B_ptr, sB_b, sB_g, C_ptr, sC_b, sC_g, A_ptr,
-                            D_ptr, bias_ptr, sums_ptr, REV, COL, U_SHARED, Z_SHARED, HAS_D,
-                            HAS_BIAS, BLOCK_D, BLOCK_N, G, V, RC, NB, W)
+     first_g, su_l, sd_l, sz_l, sB_l, sC_l, sB_n, sC_n) = setup
+    out_ptr, acc_ptr, last_ptr, out_scale = outs
+    # unmerged routes each write their own output block
+    FIRST: tl.constexpr = K_FIRST | (MERGED == 0)
+    LAST: tl.constexpr = K_LAST | (MERGED == 0)
     r3 = tl.arange(0, RC)[None, :, None]
     v3 = tl.arange(0, V)[None, None, :]
     d3 = d0 + tl.arange(0, BLOCK_D)[:, None, None]
     row = (b * (dim if MERGED else total) + (d3 if MERGED else k * dim + d3)) * L
-    # pass 1: each chunk's (decay product, end state from zero)
+    # pass 1: each chunk's (decay product, end state from zero); a walk through the tokens is
+    # its whole vectors and (TAIL_N: 1) a row's partial last vector apart (:func:`tokens`)
     h = tl.zeros([BLOCK_D, RC, G, NG], tl.float32)
     P = tl.full([BLOCK_D, RC, G, NG], 1.0, tl.float32)
-    for q in range(NQ):
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        h, P, _ = summary_step(h, P, h, tok, ok, u_row, d_row, z_row, u_row, B_row, C_row, su_l,
-                               sd_l, sz_l, su_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias, 1.0, g4, j4,
-                               v4, REV, False, HAS_Z, SOFTPLUS, NG, V)
+    for part in tl.static_range(2):
+        TAIL = part == (0 if REV else 1)
+        for q in range(TAIL_N if TAIL else NQ):
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            h, P, _ = summary_step(h, P, h, tok, ok, u_row, d_row, z_row, u_row, B_row, C_row,
+                                   su_l, sd_l, sz_l, su_l, sB_l, sC_l, sB_n, sC_n, N, A2, bias,
+                                   1.0, g4, j4, v4, REV, False, HAS_Z, SOFTPLUS, NG, V)
     tl.store(sums + c * BLOCK_N, P)
     tl.store(sums + (RC + c) * BLOCK_N, h)
     tl.debug_barrier()
@@ -294,12 +344,15 @@ def _fwd_route(b, k, d0, L, dim, total, cpg, N, sums_w, out_scale,
     tl.debug_barrier()
     h = fold_segments(sums, c, Pw, Sw, 0.0, 0, False, RC, SS, BLOCK_N)
     # pass 2: outputs from each chunk's start state
-    for q in range(NQ):
-        tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT)
-        tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT)
-        h = output_step(h, tok, ok, row + tok3, ok3, u_row, d_row, z_row, B_row, C_row, su_l,
-                        sd_l, sz_l, sB_l, sC_l, sB_n, sC_n, N, A2, Dp, bias, out_scale, first_g,
-                        g4, j4, v4, out_ptr, acc_ptr, REV, FIRST, LAST, HAS_Z, SOFTPLUS, NG, V)
+    for part in tl.static_range(2):
+        TAIL = part == (0 if REV else 1)
+        for q in range(TAIL_N if TAIL else NQ):
+            tok, ok = tokens(r4, q, v4, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            tok3, ok3 = tokens(r3, q, v3, L, REV, COL, CL, V, NB, W, CPT, TAIL)
+            h = output_step(h, tok, ok, row + tok3, ok3, u_row, d_row, z_row, B_row, C_row,
+                            su_l, sd_l, sz_l, sB_l, sC_l, sB_n, sC_n, N, A2, Dp, bias, out_scale,
+                            first_g, g4, j4, v4, out_ptr, acc_ptr, REV, FIRST, LAST, HAS_Z,
+                            SOFTPLUS, NG, V)
     # the route's last chunk (padding chunks after it hold the state) ends in the last state
     tl.store(last_ptr + (b * total + c4) * N + n4 + c * 0, h, mask=(n4 < N) & (c == RC - 1))
 
@@ -315,26 +368,12 @@ def scan_fwd_kernel(u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_
                     SOFTPLUS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
                     G: tl.constexpr, V: tl.constexpr, RC_R: tl.constexpr, CL_R: tl.constexpr,
                     SS_R: tl.constexpr, RC_C: tl.constexpr, CL_C: tl.constexpr,
-                    SS_C: tl.constexpr, NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr):
-    """Grid (dim // BLOCK_D, batch, 1 if SERIAL else K): channel blocks first, so programs that
-    run side by side share a batch element's B and C rows. ``ROUTES`` packs the route codes
-    (:data:`kernels.paths.ROUTE_CODES`) two bits each; row routes use chunk geometry
-    (RC_R rows, CL_R steps, SS_R per fold segment), column routes (RC_C, CL_C, SS_C) with NB
-    chunks per column. ``sums_ptr``: fp32 scratch of ``sums_w * BLOCK_N`` per (batch, channel)."""
-    d0 = tl.program_id(0) * BLOCK_D
-    b = tl.program_id(1)
-    for k in tl.static_range(K):
-        if (tl.program_id(2) == k) | SERIAL:
-            COL: tl.constexpr = (ROUTES >> (2 * k)) & 2
-            _fwd_route(b, k, d0, L, dim, K * dim, cpg, N, sums_w, out_scale,
-                       u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c, sz_l,
-                       B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
-                       A_ptr, D_ptr, bias_ptr, out_ptr, acc_ptr, sums_ptr, last_ptr,
-                       (ROUTES >> (2 * k)) & 1, COL, (k == 0) | (MERGED == 0),
-                       (k == K - 1) | (MERGED == 0), MERGED, U_SHARED, Z_SHARED, HAS_D, HAS_Z,
-                       HAS_BIAS, SOFTPLUS, BLOCK_D, BLOCK_N, G, 1 if COL else V,
-                       RC_C if COL else RC_R, CL_C if COL else CL_R, NB, W,
-                       SS_C if COL else SS_R, CPT)
-        if SERIAL:
-            # the next route reads what this one stored, from other threads
-            tl.debug_barrier()
+                    SS_C: tl.constexpr, NB: tl.constexpr, CPT: tl.constexpr, W: tl.constexpr,
+                    TAIL_R: tl.constexpr):
+    """The forward: see :func:`each_route`."""
+    each_route(_fwd_route, (u_ptr, su_b, su_c, su_l, d_ptr, sd_b, sd_c, sd_l, z_ptr, sz_b, sz_c,
+                            sz_l, B_ptr, sB_b, sB_g, sB_n, sB_l, C_ptr, sC_b, sC_g, sC_n, sC_l,
+                            A_ptr, D_ptr, bias_ptr),
+               (out_ptr, acc_ptr, last_ptr, out_scale), L, dim, cpg, N, sums_w, sums_ptr, K,
+               ROUTES, SERIAL, MERGED, U_SHARED, Z_SHARED, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, 0,
+               BLOCK_D, BLOCK_N, G, V, RC_R, CL_R, SS_R, RC_C, CL_C, SS_C, NB, CPT, W, TAIL_R)

@@ -40,10 +40,12 @@ def _pow2(n):
 class Chunks:
     """How a kind of route (rows along the token axis, or columns of the grid) is cut: ``rc``
     chunk rows (a power of two; the last ones may be padding), ``cl`` route steps per chunk
-    walked ``vec`` at a time, ``ss`` chunks per segment of the carry fold."""
+    walked ``vec`` at a time, ``ss`` chunks per segment of the carry fold; ``tail`` 1 where a
+    row's last vector is partial (the kernels walk it apart)."""
     rc: int
     cl: int
     vec: int
+    tail: int = 0
 
     @property
     def ss(self):
@@ -57,13 +59,13 @@ class Chunks:
     @property
     def slots(self):
         """Walk iterations of all chunks: the backward's saved entry states."""
-        return self.rc * (self.cl // self.vec)
+        return self.rc * (self.cl // self.vec + self.tail)
 
 
 def _row_chunks(L, vec, want):
     cl = -(-max(L, 1) // max(1, min(want, MAX_CHUNKS)))
     cl = -(-cl // vec) * vec
-    return Chunks(_pow2(-(-max(L, 1) // cl)), cl, vec)
+    return Chunks(_pow2(-(-max(L, 1) // cl)), cl, vec, int(L % vec != 0))
 
 
 def _col_chunks(H, W, want, per_thread):
@@ -145,7 +147,7 @@ class Plan:
                     Z_SHARED=self.z_shared, SOFTPLUS=self.softplus, BLOCK_D=t.block_d,
                     BLOCK_N=self.block_n, G=t.groups, V=t.rows.vec, RC_R=t.rows.rc,
                     CL_R=t.rows.cl, SS_R=t.rows.ss, RC_C=t.cols.rc, CL_C=t.cols.cl,
-                    SS_C=t.cols.ss, NB=t.nb, CPT=t.per_thread if t.narrow else 0, W=W,
+                    SS_C=t.cols.ss, TAIL_R=t.rows.tail, NB=t.nb, CPT=t.per_thread if t.narrow else 0, W=W,
                     num_warps=t.num_warps, maxnreg=MAX_REGISTERS, **flags)
 
 
@@ -166,8 +168,10 @@ def plan_of(batch, total, L, N, G, u_ch, z_ch, delta_softplus, routes, hw, merge
               itemsize)
     # the forward: 16-byte vectors, 4 states per thread (y's sum over the groups costs
     # log2(groups) shuffles per 4 element-steps); the backward holds about twice the values per
-    # element: 8-byte vectors and 2 states per thread keep it within 128 registers
-    fwd = _tiles(*common, 16 // itemsize, 4)
+    # element: 8-byte vectors and 2 states per thread keep it within 128 registers; so do 2
+    # states per thread in a forward that runs several routes in a program (Vim's two
+    # directions: each peels its rows' partial last vector, and ptxas spills with 4)
+    fwd = _tiles(*common, 16 // itemsize, 2 if serial else 4)
     bwd = _tiles(*common, max(1, 8 // itemsize), 2)
     packed = sum(code << (2 * k) for k, code in enumerate(routes))
     plan = Plan(batch, dim, K, N, L, G, packed, tuple(hw) or None, merge, u_shared, z_shared,

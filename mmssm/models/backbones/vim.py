@@ -21,6 +21,9 @@ from ..layers.fused import add_rms_norm
 from .base import SSMBackbone
 
 BIDIRECTIONAL = ScanPaths.bidirectional(merge='mean')
+#: tokens a row of the scan's inputs is allocated in multiples of: 16-byte aligned rows in any
+#: dtype up to fp32 (the scan kernels' vector loads need them; Vim's 1025 tokens are not)
+ROW_ALIGN = 16
 
 
 class BiMambaMixer(SelectiveSSM):
@@ -48,22 +51,25 @@ class BiMambaMixer(SelectiveSSM):
             self.out_proj.weight /= math.sqrt(num_layers)
 
     def front(self, u):
-        """Each direction's causal conv and SiLU, (batch, d_inner, L) -> (batch, 2*d_inner, L)."""
+        """Each direction's causal conv and SiLU, (batch, d_inner, L) -> (batch, 2*d_inner, L),
+        in rows allocated to a multiple of 16 tokens (zeros after the sequence: a causal conv's
+        outputs on it are unchanged), so that the scan reads 16-byte vectors."""
         L, pad = u.shape[-1], self.d_conv - 1
-        # u is a strided view of in_proj's output: the CPU's depthwise conv on it falls back to
-        # one slow convolution per channel
-        u = u.contiguous()
-        u_fwd = self.conv1d(u)[..., :L]
+        u = F.pad(u, (0, -L % ROW_ALIGN))
+        u_fwd = self.conv1d(u)[..., :u.shape[-1]]
         # the backward direction's causal conv, seen in forward token order: the mirrored kernel
         # over the zeros after the sequence (padded on both sides, its outputs from `pad` on)
         u_bwd = F.conv1d(u, self.conv1d_b.weight.flip(-1), self.conv1d_b.bias, padding=pad,
                          groups=self.d_inner)[..., pad:]
-        return F.silu(torch.cat((u_fwd, u_bwd), dim=1), inplace=True)
+        return F.silu(torch.cat((u_fwd, u_bwd), dim=1), inplace=True)[..., :L]
 
     def forward(self, x):
         """x: (batch, L, dim) -> (batch, L, dim)."""
-        xz = self.in_proj(x).transpose(1, 2)  # (batch, 2*d_inner, L), a view
-        u, z = xz.chunk(2, dim=1)
+        L = x.shape[1]
+        # in_proj into (batch, 2*d_inner, tokens) rows of a multiple of 16 tokens: the gate z is
+        # a view of them that the scan reads in 16-byte vectors
+        xz = self.in_proj.weight @ F.pad(x, (0, 0, 0, -L % ROW_ALIGN)).transpose(1, 2)
+        u, z = xz[..., :L].chunk(2, dim=1)
         y = self.mix(u, BIDIRECTIONAL, z=z)
         return self.out_proj(y.transpose(1, 2))
 

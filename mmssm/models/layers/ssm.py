@@ -16,6 +16,18 @@ from mmssm_kernels import ScanPaths, selective_scan
 from .fused import MixerInnerFn
 
 
+def allocated_rows(x):
+    """``x`` (batch, C, L) over its whole rows where they are allocated longer than L (a
+    backbone pads them so that each starts 16-byte aligned: Vim's 1025 tokens), else ``x``."""
+    batch, channels, L = x.shape
+    row = x.stride(1)
+    if x.stride(2) != 1 or row <= L or x.stride(0) != channels * row or (
+            (x.storage_offset() + batch * channels * row) * x.element_size()
+            > x.untyped_storage().nbytes()):
+        return x
+    return x.as_strided((batch, channels, row), x.stride())
+
+
 class SelectiveSSM(nn.Module):
     """Base of the mixers: holds the K routes' SSM parameters and runs the scan.
 
@@ -76,21 +88,22 @@ class SelectiveSSM(nn.Module):
 
     def project(self, u):
         """u: (batch, d_inner, L) shared by the routes, or (batch, K*d_inner, L) one block per route
-        -> delta (batch, K*d_inner, L), B and C (batch, K, N, L), each in the token order of u."""
+        -> delta (batch, K*d_inner, L), B and C (batch, K, N, L), each in the token order of u,
+        token-contiguous in rows as long as u's allocated ones (the scan's vector loads)."""
         batch, channels, L = u.shape
+        K, d = self.num_routes, self.d_inner
+        rows = allocated_rows(u)
         weight = self.x_proj_weight.to(u.dtype)
-        if channels == self.d_inner:
-            x_dbl = torch.einsum('bdl,kcd->bkcl', u, weight)
-        elif channels == self.num_routes * self.d_inner:
-            x_dbl = torch.einsum('bkdl,kcd->bkcl', u.view(batch, self.num_routes, self.d_inner, L),
-                                 weight)
+        if channels == d:
+            x_dbl = (weight.flatten(0, 1) @ rows).unflatten(1, (K, -1))
+        elif channels == K * d:
+            x_dbl = weight @ rows.unflatten(1, (K, d))
         else:
             raise ValueError(f'{type(self).__name__}: u has {channels} channels, expected '
-                             f'{self.d_inner} (shared) or {self.num_routes * self.d_inner} '
-                             f'(per route)')
+                             f'{d} (shared) or {K * d} (per route)')
         dt, B, C = x_dbl.split((self.dt_rank, self.d_state, self.d_state), dim=2)
-        delta = torch.einsum('bkrl,kdr->bkdl', dt, self.dt_projs_weight.to(dt.dtype))
-        return delta.flatten(1, 2), B, C
+        delta = self.dt_projs_weight.to(dt.dtype) @ dt
+        return delta.flatten(1, 2)[..., :L], B[..., :L], C[..., :L]
 
     def front(self, pre, *args):
         """The mixer's input projection output -> the scan's u (batch, d_inner or
