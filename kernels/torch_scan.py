@@ -124,11 +124,13 @@ class _Problem:
     def block_channels(self, x):
         """A block of steps as a streamed input gives it, (batch, K*dim, t) in each route's step
         order -> (t, batch, K, Gk, c) fp32."""
-        return x.float().unflatten(1, (self.K, self.Gk, self.c)).permute(4, 0, 1, 2, 3)
+        return (x.float().unflatten(1, (self.K, self.Gk, self.c)).permute(4, 0, 1, 2, 3)
+                .contiguous())
 
     def block_bc(self, x):
         """(batch, G, N, t) in each route's step order -> (t, batch, K, Gk, 1, N) fp32."""
-        return x.float().unflatten(1, (self.K, self.Gk)).permute(4, 0, 1, 2, 3).unsqueeze(-2)
+        return (x.float().unflatten(1, (self.K, self.Gk)).permute(4, 0, 1, 2, 3).unsqueeze(-2)
+                .contiguous())
 
     def put_channels(self, full, val, shared, start, stop):
         _put(full, val.permute(1, 2, 3, 4, 0).flatten(2, 3), self.order, shared, start, stop)
