@@ -69,9 +69,15 @@ def _checked_backend(u, delta, A, B, C, D, z, delta_bias, paths, out_dtype, back
     tracing = torch.compiler.is_compiling() or torch.compiler.is_exporting()
     check = _check if tracing else _cached_check
     check(*map(_spec, (u, delta, A, B, C, D, z, delta_bias)), paths, out_dtype)
+    return backend_for(u.device, backend)
+
+
+def backend_for(device, backend=None):
+    """'triton' or 'torch': the path a scan on ``device`` takes with ``backend`` (None: the
+    global default)."""
     name = _backend_of(backend)
     if name == 'auto':
-        name = 'triton' if u.is_cuda else 'torch'
+        name = 'triton' if torch.device(device).type == 'cuda' else 'torch'
     return name
 
 

@@ -6,6 +6,10 @@ the caller's tensors and scatters its results straight back, so no flipped, tran
 repeated copy of a sequence is made and no (tokens x channels x states) tensor is larger than one
 chunk. Inside a chunk it takes one fused op per token over every batch, channel and state.
 
+A forward without gradients may also take its inputs from a function of the step range instead of
+tensors (:func:`streamed_selective_scan`): a mixer then computes them block by block of steps, so
+that neither the inputs nor the intermediates they are made from are ever held for a whole sequence.
+
 For the backward the forward keeps what the Triton path keeps: its inputs and the fp32 states at
 chunk ends (every :data:`SAVE_EVERY` steps). The backward walks the chunks from the last, rebuilds
 each chunk's states from the state saved before it and runs the adjoint scan through it, carrying
@@ -27,6 +31,8 @@ from .paths import ScanPaths
 SAVE_EVERY = 128
 #: elements of one (steps x channels x states) temporary of a forward without gradients
 WORKSET = 1 << 18
+#: elements of one (steps x channels) block of inputs a forward without gradients reads at once
+BLOCK = 1 << 16
 
 Tensor = torch.Tensor
 Opt = Optional[torch.Tensor]
@@ -37,9 +43,15 @@ def _order(paths: ScanPaths, L: int, device: torch.device) -> Optional[Tensor]:
     return None if paths.is_plain_forward else paths.token_order(L, device=device)
 
 
-def _no_grad_chunk(batch, total, N):
-    t = WORKSET // max(batch * total * N, 1)
-    return max(8, min(SAVE_EVERY, 1 << max(t, 1).bit_length() - 1))
+def _pow2_at_most(n):
+    return 1 << max(n, 1).bit_length() - 1
+
+
+def _no_grad_steps(batch, total, N):
+    """Steps per chunk (states computed at once) and per block (inputs read at once, a multiple
+    of the chunk) of a forward without gradients."""
+    chunk = max(8, min(SAVE_EVERY, _pow2_at_most(WORKSET // max(batch * total * N, 1))))
+    return chunk, max(chunk, _pow2_at_most(BLOCK // max(batch * total, 1)))
 
 
 def _take(x, order, shared, start, stop):
@@ -75,17 +87,17 @@ def _put(full, val, order, shared, start, stop):
 class _Problem:
     """Shapes, route orders and per-channel parameters of one call."""
 
-    def __init__(self, u, delta, A, B, D, z, delta_bias, paths, delta_softplus):
-        self.batch, self.total, self.L = delta.shape
+    def __init__(self, batch, L, G, u_channels, z_channels, A, D, delta_bias, paths,
+                 delta_softplus):
+        self.batch, self.total, self.L = batch, A.shape[0], L
         self.K = K = paths.num_routes
         self.dim = self.total // K
         self.N = A.shape[1]
-        G = B.shape[1]
         self.Gk = G // K if G > 1 else 1
         self.c = self.dim // self.Gk
-        self.order = _order(paths, self.L, delta.device)
-        self.u_shared = u.shape[1] != self.total
-        self.z_shared = z is not None and z.shape[1] != self.total
+        self.order = _order(paths, self.L, A.device)
+        self.u_shared = u_channels != self.total
+        self.z_shared = z_channels is not None and z_channels != self.total
         self.bc_shared = G == 1
         self.merge = paths.merge if K > 1 else None
         self.scale = 1.0 / K if paths.merge == 'mean' else 1.0
@@ -93,6 +105,12 @@ class _Problem:
         self.A = self.per_channel(A.float())
         self.D = None if D is None else self.per_channel(D.float())
         self.bias = None if delta_bias is None else self.per_channel(delta_bias.float())
+
+    @classmethod
+    def of(cls, u, delta, A, B, D, z, delta_bias, paths, delta_softplus):
+        batch, _, L = delta.shape
+        return cls(batch, L, B.shape[1], u.shape[1], None if z is None else z.shape[1], A, D,
+                   delta_bias, paths, delta_softplus)
 
     def per_channel(self, p):
         """(K*dim, ...) -> (K, Gk, c, ...)."""
@@ -102,6 +120,17 @@ class _Problem:
         """(batch, dim or K*dim, L) -> (t, batch, K, Gk, c) fp32."""
         x = _take(x, self.order, shared, start, stop).float()
         return x.unflatten(2, (self.Gk, self.c)).permute(4, 0, 1, 2, 3).contiguous()
+
+    def block_channels(self, x):
+        """A block of steps as a streamed input gives it, (batch, K*dim, t) in each route's step
+        order -> (t, batch, K, Gk, c) fp32."""
+        return (x.float().unflatten(1, (self.K, self.Gk, self.c)).permute(4, 0, 1, 2, 3)
+                .contiguous())
+
+    def block_bc(self, x):
+        """(batch, G, N, t) in each route's step order -> (t, batch, K, Gk, 1, N) fp32."""
+        return (x.float().unflatten(1, (self.K, self.Gk)).permute(4, 0, 1, 2, 3).unsqueeze(-2)
+                .contiguous())
 
     def put_channels(self, full, val, shared, start, stop):
         _put(full, val.permute(1, 2, 3, 4, 0).flatten(2, 3), self.order, shared, start, stop)
@@ -121,14 +150,13 @@ class _Problem:
         else:
             _put(full, val, self.order, False, start, stop)
 
-    def dt(self, delta, start, stop):
-        """softplus(delta + bias) and, for its gradient, sigmoid(delta + bias)."""
-        dt = self.channels(delta, False, start, stop)
-        if self.bias is not None:
-            dt = dt + self.bias
+    def dt(self, delta, grad=False):
+        """softplus(delta + bias) of a block of delta (t, batch, K, Gk, c) and, with ``grad``, for
+        its gradient sigmoid(delta + bias)."""
+        dt = delta + self.bias if self.bias is not None else delta
         if not self.softplus:
             return dt, None
-        return F.softplus(dt), torch.sigmoid(dt)
+        return F.softplus(dt), torch.sigmoid(dt) if grad else None
 
     def states(self, h0, dt, u, Bt):
         """Decays a_t = exp(dt_t A) and states h_t = a_t h_{t-1} + dt_t u_t B_t from ``h0``."""
@@ -146,40 +174,85 @@ class _Problem:
         return h.reshape(self.batch, self.total, self.N)
 
 
-def _forward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, out_dtype,
-             save_states):
-    p = _Problem(u, delta, A, B, D, z, delta_bias, order_paths, delta_softplus)
-    chunk = SAVE_EVERY if save_states else _no_grad_chunk(p.batch, p.total, p.N)
-    out_ch = p.dim if p.merge else p.total
-    out = u.new_zeros(p.batch, out_ch, p.L, dtype=torch.float32 if p.merge else out_dtype)
-    n_chunks = -(-p.L // chunk)
-    states = u.new_empty(p.batch, p.total, max(n_chunks - 1, 0) if save_states else 0, p.N,
-                         dtype=torch.float32)
-    h = p.zeros_state(u)
-    for i, start in enumerate(range(0, p.L, chunk)):
-        stop = min(start + chunk, p.L)
-        dt, _ = p.dt(delta, start, stop)
-        uc = p.channels(u, p.u_shared, start, stop)
-        _, hs = p.states(h, dt, uc, p.bc(B, start, stop))
-        Ct = p.bc(C, start, stop)
-        y = torch.matmul(hs, Ct.transpose(-1, -2)).squeeze(-1)
-        h = hs[-1]
-        del hs
+def _scan(p, blocks, out, save_states):
+    """The forward over ``blocks``: (start, stop, (delta, u, B, C, z) of those steps, laid out
+    as :meth:`_Problem.channels` and :meth:`_Problem.bc` give them), states computed a chunk of
+    steps at a time. Writes ``out``; returns the last state and, with ``save_states`` (one
+    chunk per block), the chunk-end states."""
+    states = out.new_empty(p.batch, p.total, max(-(-p.L // SAVE_EVERY) - 1, 0) if save_states
+                           else 0, p.N, dtype=torch.float32)
+    chunk = SAVE_EVERY if save_states else _no_grad_steps(p.batch, p.total, p.N)[0]
+    h = p.zeros_state(out)
+    for i, (start, stop, (delta, u, B, C, z)) in enumerate(blocks):
+        dt, _ = p.dt(delta)
+        ys = []
+        for s in range(0, stop - start, chunk):
+            t = slice(s, s + chunk)
+            _, hs = p.states(h, dt[t], u[t], B[t])
+            ys.append(torch.matmul(hs, C[t].transpose(-1, -2)).squeeze(-1))
+            h = hs[-1]
+            del hs
+        y = torch.cat(ys) if len(ys) > 1 else ys[0]
         if p.D is not None:
-            y.addcmul_(uc, p.D)
+            y.addcmul_(u, p.D)
         if z is not None:
-            y.mul_(F.silu(p.channels(z, p.z_shared, start, stop)))
+            y.mul_(F.silu(z))
         if p.scale != 1.0:
             y.mul_(p.scale)
         p.put_channels(out, y, p.merge is not None, start, stop)
-        if save_states and i < n_chunks - 1:
+        if save_states and stop < p.L:
             states[:, :, i] = p.flat_state(h)
-    return out.to(out_dtype), p.flat_state(h).clone(), states
+    return p.flat_state(h).clone(), states
+
+
+def _blocks(p, size, take):
+    for start in range(0, p.L, size):
+        stop = min(start + size, p.L)
+        yield start, stop, take(start, stop)
+
+
+def _forward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, out_dtype,
+             save_states):
+    p = _Problem.of(u, delta, A, B, D, z, delta_bias, order_paths, delta_softplus)
+    size = SAVE_EVERY if save_states else _no_grad_steps(p.batch, p.total, p.N)[1]
+
+    def take(start, stop):
+        return (p.channels(delta, False, start, stop), p.channels(u, p.u_shared, start, stop),
+                p.bc(B, start, stop), p.bc(C, start, stop),
+                None if z is None else p.channels(z, p.z_shared, start, stop))
+
+    out = u.new_zeros(p.batch, p.dim if p.merge else p.total, p.L,
+                      dtype=torch.float32 if p.merge else out_dtype)
+    last, states = _scan(p, _blocks(p, size, take), out, save_states)
+    return out.to(out_dtype), last, states
+
+
+def streamed_selective_scan(block_inputs, A, D, delta_bias, delta_softplus, paths: ScanPaths,
+                            batch: int, L: int, out_dtype):
+    """The scan without gradients, its inputs made block by block: ``block_inputs(start, stop)``
+    gives steps start:stop of every route, u, delta, B, C and z (or None) as (batch, K*dim, t)
+    and (batch, K, N, t), each route's block in that route's step order
+    (route k visits tokens ``paths.token_order(L)[k, start:stop]``). Blocks hold about
+    :data:`BLOCK` (steps x channels) elements. Returns the output, (batch, dim or K*dim, L) as
+    :func:`torch_selective_scan` does, laid out token-major (``.transpose(1, 2)`` is
+    contiguous, as a projection after the scan wants it)."""
+    p = _Problem(batch, L, paths.num_routes, A.shape[0], A.shape[0], A, D, delta_bias, paths,
+                 delta_softplus)
+
+    def take(start, stop):
+        u, delta, B, C, z = block_inputs(start, stop)
+        return (p.block_channels(delta), p.block_channels(u), p.block_bc(B), p.block_bc(C),
+                None if z is None else p.block_channels(z))
+
+    out = A.new_zeros(batch, L, p.dim if p.merge else p.total,
+                      dtype=torch.float32 if p.merge else out_dtype).transpose(1, 2)
+    _scan(p, _blocks(p, _no_grad_steps(batch, p.total, p.N)[1], take), out, False)
+    return out.to(out_dtype)
 
 
 def _backward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, states, dout,
               dlast):
-    p = _Problem(u, delta, A, B, D, z, delta_bias, order_paths, delta_softplus)
+    p = _Problem.of(u, delta, A, B, D, z, delta_bias, order_paths, delta_softplus)
     chunk = SAVE_EVERY
     f32 = dict(dtype=torch.float32)
     du = u.new_zeros(u.shape, **f32)
@@ -196,7 +269,7 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, order_paths, delta_softplus, 
     for i in reversed(range(len(starts))):
         start, stop = starts[i], min(starts[i] + chunk, p.L)
         h0 = p.zeros_state(u) if i == 0 else states[:, :, i - 1].reshape(carry.shape)
-        dt, dsoft = p.dt(delta, start, stop)
+        dt, dsoft = p.dt(p.channels(delta, False, start, stop), grad=True)
         uc = p.channels(u, p.u_shared, start, stop)
         Bt, Ct = p.bc(B, start, stop), p.bc(C, start, stop)
         a, h = p.states(h0, dt, uc, Bt)

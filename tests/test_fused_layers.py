@@ -9,7 +9,7 @@ from mmssm.models.backbones.mambavision import FORWARD, MambaVisionMixer
 from mmssm.models.backbones.vim import BIDIRECTIONAL, BiMambaMixer
 from mmssm.models.backbones.vmamba import SS2D
 from mmssm.models.layers.fused import add_rms_norm
-from mmssm_kernels import ScanPaths, selective_scan, selective_scan_ref
+from mmssm_kernels import ScanPaths, selective_scan, selective_scan_ref, torch_scan
 
 
 def vim():
@@ -108,6 +108,30 @@ def test_fused_mixer_keeps_only_its_input_and_the_scan_states():
     # pre and z are views of xz; one chunk of 23 tokens: no chunk-end state
     assert storages == {leaf.untyped_storage().data_ptr(), saved[-1].untyped_storage().data_ptr()}
     assert saved[-1].dtype == torch.float32 and saved[-1].shape == (2, 32, 0, 4)
+
+
+@pytest.mark.parametrize('L', [2, 37])
+def test_streamed_vim_mixer_equals_the_whole_sequence_oracle(L, monkeypatch):
+    """Without gradients Vim's mixer makes the scan's inputs a block of tokens at a time
+    (in_proj, conv with its halo of d_conv - 1 tokens, SiLU, x_proj, dt_proj): blocks of 8 steps
+    here, so the halos cross block edges in both directions."""
+    monkeypatch.setattr(torch_scan, 'BLOCK', 1)
+    monkeypatch.setattr(torch_scan, 'WORKSET', 1)
+    torch.manual_seed(0)
+    mixer = BiMambaMixer(8, d_state=4)
+    x = torch.randn(2, L, 8)
+    with torch.no_grad():
+        assert mixer.streams(x)
+        out = mixer(x)
+        pre, z = mixer.in_proj(x).transpose(1, 2).chunk(2, dim=1)
+        y = unfused(mixer, pre, BIDIRECTIONAL, z, None, (), selective_scan_ref)
+        torch.testing.assert_close(out, mixer.out_proj(y.transpose(1, 2)), rtol=1e-5, atol=1e-6)
+        with torch.autocast('cpu', torch.bfloat16):
+            out = mixer(x)
+    with torch.autocast('cpu', torch.bfloat16):
+        ref = mixer(x)  # the fused mixer over the whole sequence
+    assert out.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref, rtol=1.6e-2, atol=1e-3)
 
 
 @pytest.mark.parametrize('first', [True, False])

@@ -63,8 +63,33 @@ class BiMambaMixer(SelectiveSSM):
                          groups=self.d_inner)[..., pad:]
         return F.silu(torch.cat((u_fwd, u_bwd), dim=1), inplace=True)[..., :L]
 
+    def front_block(self, x, start, stop):
+        """Without gradients, steps start:stop of both directions straight from the mixer's
+        input x (batch, L, dim): each direction's in_proj over its tokens and the d_conv - 1
+        before them in its direction, its conv and SiLU; u and z (batch, 2*d_inner, t), each
+        direction's block in its step order (the reverse one's tokens descending)."""
+        L, pad, t = x.shape[1], self.d_conv - 1, stop - start
+        # the forward direction's tokens start:stop, the reverse one's L-stop:L-start
+        f0, b1 = max(start - pad, 0), min(L - start + pad, L)
+        uf, zf = self.in_proj(x[:, f0:stop]).transpose(1, 2).chunk(2, dim=1)
+        ub, zb = self.in_proj(x[:, L - stop:b1]).transpose(1, 2).chunk(2, dim=1)
+        # zeros before (after) the sequence where the halo runs off it
+        uf = F.conv1d(F.pad(uf, (pad - (start - f0), 0)).contiguous(), self.conv1d.weight,
+                      self.conv1d.bias, groups=self.d_inner)
+        ub = F.conv1d(F.pad(ub, (0, pad - (b1 - (L - start)))).contiguous(),
+                      self.conv1d_b.weight.flip(-1), self.conv1d_b.bias, groups=self.d_inner)
+        u = F.silu(torch.cat((uf, ub.flip(-1)), dim=1), inplace=True)
+        return u, torch.cat((zf[..., -t:], zb[..., :t].flip(-1)), dim=1)
+
     def forward(self, x):
         """x: (batch, L, dim) -> (batch, L, dim)."""
+        if self.streams(x):
+            # in_proj's output, the conv'd input and dt made a block of tokens at a time
+            dtype = (torch.get_autocast_dtype(x.device.type)
+                     if torch.is_autocast_enabled(x.device.type) else x.dtype)
+            y = self.mix_streamed(lambda start, stop: self.front_block(x, start, stop),
+                                  BIDIRECTIONAL, x.shape[0], x.shape[1], dtype)
+            return self.out_proj(y.transpose(1, 2))
         L = x.shape[1]
         # in_proj into (batch, 2*d_inner, tokens) rows of a multiple of 16 tokens: the gate z is
         # a view of them that the scan reads in 16-byte vectors

@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 
 from mmssm_kernels import ScanPaths, selective_scan
+from mmssm_kernels.interface import backend_for
+from mmssm_kernels.torch_scan import streamed_selective_scan
 from .fused import MixerInnerFn
 
 
@@ -114,6 +116,29 @@ class SelectiveSSM(nn.Module):
         """A, D and the dt bias as the scan takes them (fp32, routes flattened)."""
         return (-torch.exp(self.A_logs.float()), self.Ds.float(),
                 self.dt_projs_bias.float().flatten())
+
+    def streams(self, x):
+        """Whether a forward on ``x`` can make the scan's inputs block by block
+        (:meth:`mix_streamed`): no gradients, the PyTorch scan path, plain ops (not traced,
+        compiled or exported, which record the whole-sequence ops)."""
+        return (not torch.is_grad_enabled() and not torch.jit.is_tracing()
+                and not torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+                and backend_for(x.device, self.scan_backend) == 'torch')
+
+    def mix_streamed(self, front_block, paths: ScanPaths, batch, L, out_dtype):
+        """:meth:`mix` without gradients, holding one block of tokens' working set instead of
+        whole-sequence inputs: ``front_block(start, stop)`` gives steps start:stop of every
+        route, u and z (or None), (batch, K*d_inner, t) each in its route's step order (a mixer
+        makes them from its input: projection, convolution with its halo, SiLU). Returns the
+        scan output token-major (``.transpose(1, 2)`` is contiguous)."""
+        A, D, bias = self.scan_parameters()
+
+        def block_inputs(start, stop):
+            u, z = front_block(start, stop)
+            return (u, *self.project(u), z)
+
+        return streamed_selective_scan(block_inputs, A, D, bias, True, paths, batch, L,
+                                       out_dtype)
 
     def mix(self, pre, paths: ScanPaths, z=None, out_dtype=None, front_args=()):
         """front(pre, *front_args) -> x_proj, dt_proj -> one selective_scan over every route of
