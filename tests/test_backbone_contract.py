@@ -223,10 +223,17 @@ def test_scan_backend_is_the_constructor_argument_or_the_global_default(case, mo
         return scan(*args, backend=backend, **kwargs)
 
     monkeypatch.setattr(ssm, 'selective_scan', spy)
+    streamed = ssm.streamed_selective_scan
+
+    def streamed_spy(*args, **kwargs):  # Vim without gradients: the PyTorch path, streamed
+        backends.append('torch')
+        return streamed(*args, **kwargs)
+
+    monkeypatch.setattr(ssm, 'streamed_selective_scan', streamed_spy)
     monkeypatch.setattr(interface, 'DEFAULT_BACKEND', 'no such backend')  # MMSSM_SCAN_BACKEND
     x = torch.randn(1, 3, 32, 32)
-    # without gradients the mixers call selective_scan itself (with them, the fused function's
-    # selective_scan_fwd, which takes the same backend)
+    # without gradients the mixers call selective_scan itself, or Vim's its streamed PyTorch
+    # path (with them, the fused function's selective_scan_fwd, which takes the same backend)
     with torch.no_grad():
         build(cfg, scan_backend='torch')(x)
         assert backends and set(backends) == {'torch'}

@@ -33,5 +33,5 @@ if ! have 'import mmcv.ops'; then
   pip install -q "$wheel"
 fi
 
-have 'import mmssm_kernels, mmseg, mmdet, timm, pycocotools, pytest' ||
+have 'import mmssm_kernels, mmseg, mmdet, timm, pycocotools, onnxruntime, xdist' ||
   pip install -q -r requirements.txt -e .
