@@ -1,7 +1,9 @@
-"""End-to-end runs of tools/train.py and tools/test.py, started as a user would start them, on tiny synthetic data sets on the CPU: every family's demo configs train then test; the
-other tools and the error paths run on Vim's. Each run works inside a temporary folder, which holds
-data/ as the demo configs expect it relative to the working directory."""
+"""End-to-end runs of tools/train.py and tools/test.py, started as a user would start them, on
+tiny synthetic data sets on the CPU: every family's demo configs train then test; the error paths
+run on Vim's. Each run works inside a temporary folder, which holds data/ as the demo configs
+expect it relative to the working directory."""
 import os
+import random
 import re
 import socket
 import subprocess
@@ -55,9 +57,17 @@ def metric(output, name):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A free TCP port below Linux's ephemeral range (32768 up): a port the kernel hands out from
+    that range can go to another socket (srun's, a client's, the other test worker's) before the
+    run binds it."""
+    while True:
+        port = random.randrange(20000, 32768)
+        with socket.socket() as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
 
 
 def test_demo_configs_found():
