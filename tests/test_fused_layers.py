@@ -3,6 +3,7 @@
 the token-by-token oracle scan; add + RMSNorm against timm's RmsNorm."""
 import pytest
 import torch
+import torch.nn.functional as F
 from timm.layers import RmsNorm
 
 from mmssm.models.backbones.mambavision import FORWARD, MambaVisionMixer
@@ -155,3 +156,41 @@ def test_add_rms_norm_equals_add_then_timm_rmsnorm(first):
     torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
     for g, r in zip(grads(out, res), grads(ref, ref_res)):
         torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('amp', [False, True])
+def test_add_rms_norm_into_projection_recomputes_its_input(amp):
+    """With a projection (Vim's in_proj, rows padded to 16 tokens) the output and gradients are
+    add -> timm's RmsNorm -> projection's, and what is kept is the residual and 1/rms (and the
+    weights), not the projection's input."""
+    torch.manual_seed(0)
+    norm = RmsNorm(12, eps=1e-5)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    proj = torch.randn(10, 12, requires_grad=True)
+    x, residual = (torch.randn(2, 7, 12, requires_grad=True) for _ in range(2))
+    leaves = [x, residual, norm.weight, proj]
+    weights = torch.randn(2, 10, 16)
+    saved = []
+
+    def pack(t):
+        if not isinstance(t, torch.nn.Parameter) and t is not proj:
+            saved.append(t)
+        return t
+
+    def grads(out, res):
+        loss = (out.float() * weights).sum() + (res * weights[:, :7, :12].cos()).sum()
+        return torch.autograd.grad(loss, leaves)
+
+    with torch.autocast('cpu', torch.bfloat16, enabled=amp):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out, res = add_rms_norm(x, residual, norm.weight, norm.eps, proj_weight=proj,
+                                    row_align=16)
+        ref_res = residual + x
+        ref = proj @ F.pad(norm(ref_res).to(out.dtype), (0, 0, 0, 9)).transpose(1, 2)
+    assert [tuple(t.shape) for t in saved] == [(2, 7, 12), (2, 7, 1)]
+    assert out.shape == (2, 10, 16) and out.dtype == (torch.bfloat16 if amp else torch.float32)
+    tol = dict(rtol=1.6e-2, atol=1e-2) if amp else dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, ref, **tol)
+    for g, r in zip(grads(out, res), grads(ref, ref_res)):
+        torch.testing.assert_close(g, r, **tol)

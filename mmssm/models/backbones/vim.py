@@ -91,9 +91,12 @@ class BiMambaMixer(SelectiveSSM):
                                   BIDIRECTIONAL, x.shape[0], x.shape[1], dtype)
             return self.out_proj(y.transpose(1, 2))
         L = x.shape[1]
-        # in_proj into (batch, 2*d_inner, tokens) rows of a multiple of 16 tokens: the gate z is
-        # a view of them that the scan reads in 16-byte vectors
-        xz = self.in_proj.weight @ F.pad(x, (0, 0, 0, -L % ROW_ALIGN)).transpose(1, 2)
+        return self.mix_projected(
+            self.in_proj.weight @ F.pad(x, (0, 0, 0, -L % ROW_ALIGN)).transpose(1, 2), L)
+
+    def mix_projected(self, xz, L):
+        """The mixer after in_proj: xz (batch, 2*d_inner, tokens) in rows of a multiple of 16
+        tokens (the gate z is a view of them that the scan reads in 16-byte vectors)."""
         u, z = xz[..., :L].chunk(2, dim=1)
         y = self.mix(u, BIDIRECTIONAL, z=z)
         return self.out_proj(y.transpose(1, 2))
@@ -101,8 +104,9 @@ class BiMambaMixer(SelectiveSSM):
 
 class VimBlock(nn.Module):
     """Add -> RMSNorm -> mixer, returning (mixer output, residual) as the official block does, so
-    the residual stream is kept apart (in fp32) from what each block adds to it. The add and the
-    norm are one function (:func:`add_rms_norm`) that keeps the residual and 1/rms only."""
+    the residual stream is kept apart (in fp32) from what each block adds to it. The add, the
+    norm and the mixer's in_proj are one function (:func:`add_rms_norm`) that keeps the residual
+    and 1/rms only: in_proj's input is recomputed from them in the backward."""
 
     def __init__(self, dim, mixer_cfg, drop_path=0., residual_in_fp32=True, norm_eps=1e-5):
         super().__init__()
@@ -114,9 +118,13 @@ class VimBlock(nn.Module):
     def forward(self, hidden, residual=None):
         if residual is not None:
             hidden = self.drop_path(hidden)
-        hidden, residual = add_rms_norm(hidden, residual, self.norm.weight, self.norm.eps,
-                                        self.residual_in_fp32)
-        return self.mixer(hidden), residual
+        args = (hidden, residual, self.norm.weight, self.norm.eps, self.residual_in_fp32)
+        if self.mixer.streams(hidden):  # the mixer runs in_proj a block of tokens at a time
+            hidden, residual = add_rms_norm(*args)
+            return self.mixer(hidden), residual
+        xz, residual = add_rms_norm(*args, proj_weight=self.mixer.in_proj.weight,
+                                    row_align=ROW_ALIGN)
+        return self.mixer.mix_projected(xz, hidden.shape[1]), residual
 
 
 @register_model()

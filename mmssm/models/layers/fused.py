@@ -5,7 +5,8 @@
   -> selective scan, keeping only ``pre`` (the input projection's output), the gate ``z`` (a view
   of the same projection in the families that gate) and the scan's chunk-end states; the
   backward recomputes front, x_proj and dt_proj and runs the scan's backward from those states.
-* :func:`add_rms_norm`: residual + x -> RMSNorm, keeping only the (fp32) residual and 1/rms.
+* :func:`add_rms_norm`: residual + x -> RMSNorm (-> a projection), keeping only the (fp32)
+  residual and 1/rms.
 * :func:`into_linear`: ``linear(fn(*inputs))`` keeping only the inputs (an activation, a norm or
   a concatenation before a projection: the projection's input is recomputed, not kept).
 
@@ -13,6 +14,7 @@ Each saves through ``ctx.save_for_backward``, so ``saved_tensors_hooks`` (the be
 saved-activation meter) see everything that is kept.
 """
 import torch
+import torch.nn.functional as F
 
 from mmssm_kernels.interface import selective_scan_bwd, selective_scan_fwd
 
@@ -120,7 +122,7 @@ def into_linear(fn, linear, *inputs, params=()):
 class AddRMSNorm(torch.autograd.Function):
 
     @staticmethod
-    def forward(ctx, x, residual, weight, eps, residual_dtype, out_dtype):
+    def forward(ctx, x, residual, weight, eps, residual_dtype, out_dtype, proj_weight, row_align):
         if residual is None:
             residual = x.to(residual_dtype, copy=True)
         else:
@@ -128,14 +130,26 @@ class AddRMSNorm(torch.autograd.Function):
         r = residual.float()
         rstd = torch.rsqrt(r.square().mean(-1, keepdim=True) + eps)
         out = (r * rstd * weight.float()).to(out_dtype)
-        ctx.save_for_backward(residual, weight, rstd)
-        ctx.x_dtype = x.dtype
+        ctx.save_for_backward(residual, weight, rstd, proj_weight)
+        ctx.x_dtype, ctx.out_dtype, ctx.row_align = x.dtype, out_dtype, row_align
+        if proj_weight is not None:
+            out = proj_weight.to(out_dtype) @ _rows(out, row_align).transpose(1, 2)
         return out, residual
 
     @staticmethod
     def backward(ctx, dout, dresidual):
-        residual, weight, rstd = ctx.saved_tensors
+        residual, weight, rstd, proj_weight = ctx.saved_tensors
         xhat = residual.float() * rstd
+        dproj = None
+        if proj_weight is not None:
+            # the projection's backward by hand, on its input recomputed as the forward made it
+            # (the same ops on the same residual: bitwise equal) in the forward's precision
+            xin = _rows((xhat * weight.float()).to(ctx.out_dtype), ctx.row_align)
+            w, dout = proj_weight.to(ctx.out_dtype), dout.to(ctx.out_dtype)
+            if ctx.needs_input_grad[6]:
+                dproj = (dout @ xin).sum(0).to(proj_weight.dtype)
+            dout = (dout.transpose(1, 2) @ w)[:, :residual.shape[1]]
+            del xin
         dout = dout.float()
         dweight = (dout * xhat).flatten(0, -2).sum(0).to(weight.dtype)
         g = dout * weight.float()
@@ -143,17 +157,34 @@ class AddRMSNorm(torch.autograd.Function):
         if dresidual is not None:
             dr = dr + dresidual.float()
         return (dr.to(ctx.x_dtype), dr.to(residual.dtype) if ctx.needs_input_grad[1] else None,
-                dweight, None, None, None)
+                dweight, None, None, None, dproj, None)
 
 
-def add_rms_norm(x, residual, weight, eps, residual_in_fp32=True):
+def _rows(x, align):
+    """x (batch, L, d) with zero tokens after it up to a multiple of ``align``."""
+    return F.pad(x, (0, 0, 0, -x.shape[1] % align)) if x.shape[1] % align else x
+
+
+def add_rms_norm(x, residual, weight, eps, residual_in_fp32=True, proj_weight=None,
+                 row_align=1):
     """(RMSNorm(residual + x) * weight, residual + x), the residual in fp32 with
     ``residual_in_fp32``; the normalised output in autocast's dtype where autocast is on (the
     next projection's input) and in the residual's otherwise. Only the residual and 1/rms are
-    kept for the backward, not the normalised input."""
+    kept for the backward, not the normalised input.
+
+    With ``proj_weight`` (out, d), the first output is that projection of the normalised input
+    instead, ``proj_weight @ normalised.T`` in rows of tokens padded with zeros to a multiple of
+    ``row_align``: (batch, out, L padded). The projection's input is then not kept either: the
+    backward recomputes it from the residual."""
     residual_dtype = torch.float32 if residual_in_fp32 else (
         x.dtype if residual is None else residual.dtype)
     device_type = x.device.type
     out_dtype = (torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type)
                  else residual_dtype)
-    return AddRMSNorm.apply(x, residual, weight, eps, residual_dtype, out_dtype)
+    if proj_weight is not None and (not torch.is_grad_enabled() or torch.jit.is_tracing()):
+        # nothing to keep; a jit trace (FLOP counting) records the projection as a plain op
+        out, residual = AddRMSNorm.apply(x, residual, weight, eps, residual_dtype, out_dtype,
+                                         None, 1)
+        return proj_weight @ _rows(out, row_align).transpose(1, 2), residual
+    return AddRMSNorm.apply(x, residual, weight, eps, residual_dtype, out_dtype, proj_weight,
+                            row_align)
