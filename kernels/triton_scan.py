@@ -8,7 +8,8 @@ z, B, C); outputs and gradients come back contiguous. Nothing on the host depend
 synchronisation, allocations sized by shapes only), so a CUDA graph can capture the calls.
 """
 import math
-from contextlib import nullcontext
+import os
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import List, Optional, Tuple
@@ -90,6 +91,31 @@ class Tiles:
     narrow: bool  # fewer columns per thread than a 16-byte vector holds
 
 
+#: set by :func:`wide_interpreter_tiles`
+_WIDE = False
+
+
+@contextmanager
+def wide_interpreter_tiles():
+    """Inside: every kernel program takes the widest channel tile (all channels a route's B and C
+    group shares, up to a power of two) instead of the few an H100 program holds. For Triton's
+    interpreter only (TRITON_INTERPRET=1), which runs one program after another at about a second
+    each: the same kernels run in some 20x fewer programs. What the scan returns and keeps does
+    not depend on the tiles (the benchmark's saved-activation meter on the Triton path runs in
+    it); the tests check the H100's tiles, outside it."""
+    global _WIDE
+    if os.environ.get('TRITON_INTERPRET') != '1':
+        raise RuntimeError('wide_interpreter_tiles() is for Triton\'s interpreter: set '
+                           'TRITON_INTERPRET=1 (on a GPU the tiles are sized for its registers)')
+    plan_of.cache_clear()
+    _WIDE = True
+    try:
+        yield
+    finally:
+        _WIDE = False
+        plan_of.cache_clear()
+
+
 def _tiles(batch, dim, cpg, L, hw, has_cols, sequences, block_n, itemsize, vec,
            states_per_thread):
     groups = max(1, block_n // states_per_thread)
@@ -98,7 +124,7 @@ def _tiles(batch, dim, cpg, L, hw, has_cols, sequences, block_n, itemsize, vec,
     cols, nb = _col_chunks(*hw, want, vec) if has_cols else (Chunks(1, 1, 1), 1)
     lanes = max(rows.rc, -(-cols.rc // vec)) * groups  # threads per channel
     common = math.gcd(dim, cpg)
-    block_d = max(1, min(common & -common, 32 // lanes))
+    block_d = common & -common if _WIDE else max(1, min(common & -common, 32 // lanes))
     return Tiles(block_d, groups, rows, cols, nb, vec, max(1, min(8, block_d * lanes // 32)),
                  vec * itemsize < 16)
 

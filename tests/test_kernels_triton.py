@@ -172,6 +172,20 @@ def test_deterministic():
         assert torch.equal(first[2][name], second[2][name]), name
 
 
+def test_wide_interpreter_tiles_give_the_same_scan():
+    """The benchmark's saved-activation meter runs the kernels in the interpreter with one
+    program per 16 channels here (the H100's tiles: 4 forward, 2 backward)."""
+    inputs = make_inputs(batch=1, K=2, dim=16, L=15)
+    args = (1, 2 * 16, 15, 3, 1, 32, 32, True, (0, 1), (), 'mean', 4)
+    h100 = triton_scan.plan_of(*args)
+    assert (h100.fwd.block_d, h100.bwd.block_d) == (4, 2)
+    with triton_scan.wide_interpreter_tiles():
+        wide = triton_scan.plan_of(*args)
+        assert wide.fwd.block_d == wide.bwd.block_d == 16
+        assert_matches(inputs, ScanPaths.bidirectional(), torch.float32)
+    assert triton_scan.plan_of(*args) == h100
+
+
 @pytest.mark.parametrize('paths,L', [(ScanPaths.bidirectional(), 97),
                                      (ScanPaths.cross2d((45, 47)), 45 * 47)])
 def test_long_sequence(paths, L):

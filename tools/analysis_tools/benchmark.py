@@ -21,6 +21,7 @@ import os
 import os.path as osp
 import sys
 import time
+from contextlib import nullcontext
 
 import torch
 from mmengine.config import Config, DictAction
@@ -34,6 +35,7 @@ from mmssm.benchmark.baselines import BASELINES
 from mmssm.benchmark.report import plot, table, write_json
 from mmssm.benchmark.saved import block_activations, find_blocks, saved_table, with_budgets
 from mmssm.benchmark.inputs import images
+from mmssm_kernels.triton_scan import wide_interpreter_tiles
 
 
 def parse_shape(text):
@@ -105,11 +107,16 @@ def saved_activations(cfg, settings):
     dtype = AMP_DTYPES.get(settings.amp)
     act_bytes = 4 if dtype is None else torch.finfo(dtype).bits // 8
     out = {}
-    for shape in settings.shapes:
-        # per image figures come from a batch and its double; one image saves differently
-        x = images(max(settings.batch, 2), shape, torch.device(settings.device))
-        out[f'{shape[0]}x{shape[1]}'] = with_budgets(
-            block_activations(backbone, x, dtype, blocks), blocks, act_bytes)
+    # the Triton path in its interpreter: the widest channel tiles, some 20x fewer interpreted
+    # programs (what the scan keeps does not depend on the tiles)
+    interpreted = (cfg.model.backbone.get('scan_backend') == 'triton'
+                   and not settings.device.startswith('cuda'))
+    with wide_interpreter_tiles() if interpreted else nullcontext():
+        for shape in settings.shapes:
+            # per image figures come from a batch and its double; one image saves differently
+            x = images(max(settings.batch, 2), shape, torch.device(settings.device))
+            out[f'{shape[0]}x{shape[1]}'] = with_budgets(
+                block_activations(backbone, x, dtype, blocks), blocks, act_bytes)
     return out
 
 
