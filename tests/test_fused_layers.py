@@ -5,10 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from timm.layers import RmsNorm
+from timm.layers.attention import Attention
 
-from mmssm.models.backbones.mambavision import FORWARD, MambaVisionMixer
+from mmssm.models.backbones.mambavision import FORWARD, MambaVisionMixer, WindowAttention
 from mmssm.models.backbones.vim import BIDIRECTIONAL, BiMambaMixer
 from mmssm.models.backbones.vmamba import SS2D
+from mmssm.models.layers import PreNormBlock
 from mmssm.models.layers.fused import add_rms_norm
 from mmssm_kernels import ScanPaths, selective_scan, selective_scan_ref, torch_scan
 
@@ -194,3 +196,31 @@ def test_add_rms_norm_into_projection_recomputes_its_input(amp):
     torch.testing.assert_close(out, ref, **tol)
     for g, r in zip(grads(out, res), grads(ref, ref_res)):
         torch.testing.assert_close(g, r, **tol)
+
+
+@pytest.mark.parametrize('op', ['mamba', 'attention'])
+def test_prenorm_block_recomputing_its_norms_equals_the_plain_block(op):
+    """MambaVision's blocks: the norms' outputs (in_proj's / qkv's and fc1's inputs) and the
+    attention's merged heads (proj's input) are recomputed in the backward, not kept; outputs and
+    gradients are the plain block's."""
+    torch.manual_seed(0)
+    dim = 16
+    mixer = MambaVisionMixer(dim) if op == 'mamba' else WindowAttention(dim, 2, qkv_bias=True)
+    block = PreNormBlock(dim, mixer, mlp_ratio=2.)
+    x = torch.randn(3, 10, dim, requires_grad=True)
+    leaves = [x, *block.parameters()]
+
+    def plain():
+        h = block.norm(x)
+        y = mixer(h) if op == 'mamba' else Attention.forward(mixer, h)
+        x1 = x + y
+        return x1 + block.mlp.fc2(block.mlp.act(block.mlp.fc1(block.norm2(x1))))
+
+    weights = torch.randn(3, 10, dim)
+    out, ref = block(x, None), plain()
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    grads = torch.autograd.grad((out * weights).sum(), leaves, allow_unused=True)
+    ref_grads = torch.autograd.grad((ref * weights).sum(), leaves, allow_unused=True)
+    for g, r in zip(grads, ref_grads):
+        if r is not None:
+            torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)

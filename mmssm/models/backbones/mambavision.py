@@ -105,9 +105,13 @@ class MambaVisionMixer(SelectiveSSM):
             delta = delta + self.dt_projs_bias.flatten()[:, None].to(delta.dtype)
         return delta, B, C
 
-    def forward(self, x, valid=None):
-        """x: (windows, L, dim); valid: (windows, L), False at padding (placed last), or None."""
-        xz = self.in_proj(x).transpose(1, 2)
+    takes_norm = True
+
+    def forward(self, x, valid=None, norm=None):
+        """x: (windows, L, dim); valid: (windows, L), False at padding (placed last), or None;
+        ``norm``: applied to x first, recomputed in in_proj's backward (its output not kept)."""
+        xz = (self.in_proj(x) if norm is None else
+              into_linear(norm, self.in_proj, x, params=norm.parameters())).transpose(1, 2)
         if valid is not None:
             # padding ends each window's sequence: the convs must see zeros there, as at an end
             xz = xz * valid[:, None, :].to(xz.dtype)
@@ -123,14 +127,33 @@ class MambaVisionMixer(SelectiveSSM):
 class WindowAttention(Attention):
     """timm's attention (fused scaled_dot_product_attention) with padding left out as keys."""
 
-    def forward(self, x, valid=None):
+    takes_norm = True
+
+    def forward(self, x, valid=None, norm=None):
+        """``norm``: applied to x first, recomputed in qkv's backward (its output not kept)."""
         mask = None
         if valid is not None:
             # additive, which timm's fused and unfused paths both take; every window has at
             # least one image token, so no row is all -inf
             mask = torch.zeros(valid.shape, dtype=x.dtype, device=x.device)
             mask = mask.masked_fill(~valid, float('-inf'))[:, None, None, :]
-        return super().forward(x, attn_mask=mask)
+        if not self.fused_attn or self.gate is not None:
+            return super().forward(x if norm is None else norm(x), attn_mask=mask)
+        # timm's forward, with qkv's input (the norm's output) and proj's (the heads merged
+        # back to channels, a copy of the attention output that SDPA keeps anyway) recomputed
+        # in the backward instead of kept
+        B, N, _ = x.shape
+        qkv = (self.qkv(x) if norm is None else
+               into_linear(norm, self.qkv, x, params=norm.parameters()))
+        q, k, v = qkv.reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = self.q_norm(q), self.k_norm(k)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.attn_drop.p if self.training else 0.)
+        return self.proj_drop(into_linear(self._merge_heads, self.proj, o,
+                                          params=self.norm.parameters()))
+
+    def _merge_heads(self, o):
+        return self.norm(o.transpose(1, 2).flatten(2))
 
 
 class ConvStage(nn.Module):

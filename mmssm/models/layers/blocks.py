@@ -9,7 +9,8 @@ from .fused import into_linear
 class PreNormBlock(nn.Module):
     """x + drop_path(gamma_1 * op(norm(x), hw)), then x + drop_path(gamma_2 * mlp(norm2(x))).
 
-    ``op`` is any mixer with the signature ``op(x, hw)`` on tokens (batch, H*W, dim). The MLP is
+    ``op`` is any mixer with the signature ``op(x, hw)`` on tokens (batch, H*W, dim); one with a
+    true ``takes_norm`` attribute is called as ``op(x, hw, norm=norm)`` on the block's input. The MLP is
     left out when ``mlp_ratio`` is 0 (VMamba v0), layer scale (``gamma_1``, ``gamma_2``) is used when
     ``layer_scale`` is a number (MambaVision). Submodule names follow the VMamba release.
     """
@@ -30,12 +31,17 @@ class PreNormBlock(nn.Module):
             self.gamma_2 = nn.Parameter(torch.full((dim, ), float(layer_scale)))
 
     def forward(self, x, hw):
-        y = self.op(self.norm(x), hw)
+        # an op with ``takes_norm`` runs the norm inside its first projection's recomputed
+        # function (``into_linear``): the norm's output is then not kept for the backward
+        y = (self.op(x, hw, norm=self.norm) if getattr(self.op, 'takes_norm', False)
+             else self.op(self.norm(x), hw))
         x = x + self.drop_path(self.gamma_1 * y if self.layer_scale else y)
         if self.mlp is not None:
-            # fc2's input (the activation's output) is recomputed in the backward, not kept;
-            # timm's Mlp is built without dropout and norm here, so fc1 -> act -> fc2 is all
+            # fc1's input (the norm's output) and fc2's (the activation's) are recomputed in the
+            # backward, not kept; timm's Mlp is built without dropout and norm here, so
+            # fc1 -> act -> fc2 is all
             mlp = self.mlp
-            y = into_linear(mlp.act, mlp.fc2, mlp.fc1(self.norm2(x)))
+            h = into_linear(self.norm2, mlp.fc1, x, params=self.norm2.parameters())
+            y = into_linear(mlp.act, mlp.fc2, h)
             x = x + self.drop_path(self.gamma_2 * y if self.layer_scale else y)
         return x
