@@ -10,9 +10,9 @@ class PreNormBlock(nn.Module):
     """x + drop_path(gamma_1 * op(norm(x), hw)), then x + drop_path(gamma_2 * mlp(norm2(x))).
 
     ``op`` is any mixer with the signature ``op(x, hw)`` on tokens (batch, H*W, dim); one with a
-    true ``takes_norm`` attribute is called as ``op(x, hw, norm=norm)`` on the block's input. The MLP is
-    left out when ``mlp_ratio`` is 0 (VMamba v0), layer scale (``gamma_1``, ``gamma_2``) is used when
-    ``layer_scale`` is a number (MambaVision). Submodule names follow the VMamba release.
+    true ``takes_norm`` attribute is called as ``op(x, hw, norm=norm)`` on the block's input. The
+    MLP is left out when ``mlp_ratio`` is 0 (VMamba v0), layer scale (``gamma_1``, ``gamma_2``) is
+    used when ``layer_scale`` is a number (MambaVision). Submodule names follow the VMamba release.
     """
 
     def __init__(self, dim, op, mlp_ratio=4., drop_path=0., norm_layer=nn.LayerNorm,
