@@ -91,6 +91,34 @@ def vim_checkpoint(workspace):
     return workspace / 'vim_demo.pth'
 
 
+# a user's own config over an mmssm:: base: one training iteration, no validation
+USER_CONFIGS = {
+    'mmseg': "_base_ = ['mmssm::demo/upernet_vim-demo_synthetic-ade20k.py']\n"
+             "train_cfg = dict(max_iters=1, val_interval=2)\n"
+             "train_dataloader = dict(batch_size=2)\n",
+    'mmdet': "_base_ = ['mmssm::demo/mask-rcnn_vmamba-demo_synthetic-coco.py']\n"
+             "train_cfg = dict(max_epochs=1, val_interval=2)\n"}
+
+
+@pytest.mark.parametrize('package', ['mmseg', 'mmdet'])
+def test_user_config_over_an_mmssm_base_trains_and_tests(script, workspace, package,
+                                                         monkeypatch):
+    """mmengine builds every object of an mmssm:: base in scope mmssm; through the package's
+    train.py and test.py each is the package's class (mmssm.registry), and what the base declares
+    runs: runner_type's Runner, ExactResumeHook (the random states in the checkpoint)."""
+    monkeypatch.chdir(workspace)
+    user, work_dir = workspace / f'user_{package}.py', workspace / f'user_{package}'
+    user.write_text(USER_CONFIGS[package])
+    script(package, 'train.py', user, '--work-dir', work_dir, '--cfg-options', *IN_PROCESS_DATA)
+    checkpoint, = work_dir.glob('*_1.pth')
+    assert 'rng' in read_checkpoint(checkpoint)['meta']
+    script(package, 'test.py', user, checkpoint, '--work-dir', work_dir, '--cfg-options',
+           *IN_PROCESS_DATA)
+    metrics = list(work_dir.rglob('*.json'))
+    key = {'mmseg': '"mIoU"', 'mmdet': '"coco/segm_mAP"'}[package]
+    assert metrics and key in metrics[-1].read_text()
+
+
 @pytest.mark.parametrize('name', ['train.py', 'test.py'])
 def test_label_value_outside_the_classes_names_the_file(script, tmp_path, vim_checkpoint, name):
     make('ade20k', str(tmp_path / DATA['mmseg']), num_train=2, num_val=1, size=32)
