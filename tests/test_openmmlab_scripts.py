@@ -104,15 +104,17 @@ USER_CONFIGS = {
 def test_user_config_over_an_mmssm_base_trains_and_tests(script, workspace, package,
                                                          monkeypatch):
     """mmengine builds every object of an mmssm:: base in scope mmssm; through the package's
-    train.py and test.py each is the package's class (mmssm.registry), and what the base declares
-    runs: runner_type's Runner, ExactResumeHook (the random states in the checkpoint)."""
+    train.py and test.py (mmseg's with --tta, which wraps the model in the base's tta_model and
+    tests on its tta_pipeline) each is the package's class (mmssm.registry), and what the base
+    declares runs: runner_type's Runner, ExactResumeHook (the random states in the checkpoint)."""
     monkeypatch.chdir(workspace)
     user, work_dir = workspace / f'user_{package}.py', workspace / f'user_{package}'
     user.write_text(USER_CONFIGS[package])
     script(package, 'train.py', user, '--work-dir', work_dir, '--cfg-options', *IN_PROCESS_DATA)
     checkpoint, = work_dir.glob('*_1.pth')
     assert 'rng' in read_checkpoint(checkpoint)['meta']
-    script(package, 'test.py', user, checkpoint, '--work-dir', work_dir, '--cfg-options',
+    tta = ['--tta'] if package == 'mmseg' else []
+    script(package, 'test.py', user, checkpoint, *tta, '--work-dir', work_dir, '--cfg-options',
            *IN_PROCESS_DATA)
     metrics = list(work_dir.rglob('*.json'))
     key = {'mmseg': '"mIoU"', 'mmdet': '"coco/segm_mAP"'}[package]
@@ -158,12 +160,12 @@ def test_tta_of_instance_masks_is_refused_in_one_line(script, tool):
         exit_.value)
 
 
-@pytest.mark.parametrize('tool', ['ours', 'mmseg'])
-def test_tta(script, workspace, vim_checkpoint, tool, monkeypatch):
-    """--tta: the config's tta_model around its model on the dataset base's tta_pipeline."""
+def test_tta(script, workspace, vim_checkpoint, monkeypatch):
+    """--tta: the config's tta_model around its model on the dataset base's tta_pipeline (mmseg's
+    test.py --tta: test_user_config_over_an_mmssm_base_trains_and_tests)."""
     monkeypatch.chdir(workspace)
-    work_dir = workspace / f'tta_{tool}'
-    script(tool, 'test.py', CONFIGS['mmseg'], vim_checkpoint, '--tta', '--work-dir', work_dir,
+    work_dir = workspace / 'tta_ours'
+    script('ours', 'test.py', CONFIGS['mmseg'], vim_checkpoint, '--tta', '--work-dir', work_dir,
            '--cfg-options', *IN_PROCESS_DATA)
     metrics = list(work_dir.rglob('*.json'))
     assert metrics and '"mIoU"' in metrics[-1].read_text()
