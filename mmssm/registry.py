@@ -40,7 +40,7 @@ MODULE2PACKAGE.setdefault(SCOPE, 'mmssm')
 
 
 class AmbiguousTypeError(ValueError):
-    pass
+    """A name of different classes in mmseg and mmdet, built where neither is the scope."""
 
 
 def _enclosing_scope():
@@ -70,9 +70,10 @@ class FamilyRegistry(Registry):
         scope, name = self.split_scope_key(key)
         if scope not in (None, SCOPE):
             return super().get(key)
-        family = self.parent._search_child(_enclosing_scope() or SCOPE)
-        if family is not None and family is not self:
-            return family.get(name)
+        enclosing = _enclosing_scope()
+        registry = self.parent._search_child(enclosing) if enclosing is not None else None
+        if registry is not None:
+            return registry.get(name)
         found = {}  # class: the first family that has it
         for name_of_family in FAMILIES:
             registry = self.parent._search_child(name_of_family)
