@@ -103,10 +103,12 @@ USER_CONFIGS = {
 @pytest.mark.parametrize('package', ['mmseg', 'mmdet'])
 def test_user_config_over_an_mmssm_base_trains_and_tests(script, workspace, package,
                                                          monkeypatch):
-    """mmengine builds every object of an mmssm:: base in scope mmssm; through the package's
-    train.py and test.py (mmseg's with --tta, which wraps the model in the base's tta_model and
-    tests on its tta_pipeline) each is the package's class (mmssm.registry), and what the base
-    declares runs: runner_type's Runner, ExactResumeHook (the random states in the checkpoint)."""
+    """mmengine builds every object of an mmssm:: base in scope mmssm, which looks each name up
+    in the package's registries (mmssm.registry): the package's train.py and test.py (mmseg's with
+    --tta: the base's tta_model and tta_pipeline) run it, with what the base declares
+    (runner_type's Runner, ExactResumeHook: the random states in the checkpoint). mmssm is
+    imported here before the script reads the config, which mmengine needs to resolve mmssm::
+    (a fresh process of the script stops there; README)."""
     monkeypatch.chdir(workspace)
     user, work_dir = workspace / f'user_{package}.py', workspace / f'user_{package}'
     user.write_text(USER_CONFIGS[package])
